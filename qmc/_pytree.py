@@ -1,0 +1,105 @@
+"""Frozen dataclasses registered as PyTrees, and addressing of their leaves by path.
+
+qmc uses plain frozen dataclasses registered with ``jax.tree_util.register_dataclass`` (no
+Equinox dependency). Fields marked with :func:`static` are metadata: they change shapes or
+control flow, so changing them recompiles. Every other field is an array leaf that can be swept
+or differentiated.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+__all__ = ["pytree_dataclass", "static", "replace_path", "get_path"]
+
+
+def static(default: Any = dataclasses.MISSING, **kwargs: Any) -> Any:
+    """A dataclass field that is static (hashable metadata, part of the jit cache key)."""
+    return dataclasses.field(default=default, metadata={"static": True}, **kwargs)
+
+
+def _as_leaf(value: Any) -> Any:
+    # Plain Python / numpy numbers become float64 numpy arrays so that every value of a field has
+    # the same abstract type under jit (a weak-typed Python float and a strong array would compile
+    # twice). Tracers, jax arrays and anything else JAX passes while unflattening stay as they are.
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float, np.generic)):
+        return np.asarray(value, dtype=np.float64)
+    if isinstance(value, (list, tuple)) and all(isinstance(v, (int, float, np.generic)) for v in value):
+        return np.asarray(value, dtype=np.float64)
+    if isinstance(value, np.ndarray) and value.dtype.kind in "iuf":
+        return value.astype(np.float64)
+    return value
+
+
+def pytree_dataclass(cls: type) -> type:
+    """Make ``cls`` a frozen dataclass and register it as a PyTree.
+
+    Numeric non-static fields given as Python numbers, lists or numpy arrays are converted to
+    float64 arrays, so a value from YAML and a value from Python trace identically.
+    """
+    original_post_init = cls.__dict__.get("__post_init__")
+
+    def __post_init__(self: Any) -> None:
+        for f in dataclasses.fields(self):
+            if not f.metadata.get("static", False):
+                object.__setattr__(self, f.name, _as_leaf(getattr(self, f.name)))
+        if original_post_init is not None:
+            original_post_init(self)
+
+    # Set before @dataclass runs: the generated __init__ only calls a __post_init__ it can see.
+    cls.__post_init__ = __post_init__
+    cls = dataclasses.dataclass(frozen=True, eq=False)(cls)
+    data_fields = [f.name for f in dataclasses.fields(cls) if not f.metadata.get("static", False)]
+    meta_fields = [f.name for f in dataclasses.fields(cls) if f.metadata.get("static", False)]
+    return jax.tree_util.register_dataclass(cls, data_fields=data_fields, meta_fields=meta_fields)
+
+
+def _split(path: str) -> list[str]:
+    return [p for p in path.replace("[", ".").replace("]", "").split(".") if p]
+
+
+def get_path(tree: Any, path: str) -> Any:
+    """Value at a dotted path such as ``"link.channel.length_km"`` or ``"protocol.intensities.0"``."""
+    node = tree
+    for part in _split(path):
+        if part.lstrip("-").isdigit():
+            node = node[int(part)]
+        elif isinstance(node, dict):
+            node = node[part]
+        else:
+            if not hasattr(node, part):
+                raise KeyError(f"{path!r}: {type(node).__name__} has no field {part!r}")
+            node = getattr(node, part)
+    return node
+
+
+def replace_path(tree: Any, path: str, value: Any) -> Any:
+    """Copy of ``tree`` with the leaf at ``path`` replaced by ``value`` (works under jit/vmap).
+
+    An integer as the last part indexes into an array leaf (``"protocol.intensities.0"``).
+    """
+    parts = _split(path)
+    if not parts:
+        return value
+    head, rest = parts[0], ".".join(parts[1:])
+    if head.lstrip("-").isdigit():
+        index = int(head)
+        if isinstance(tree, (tuple, list)):
+            items = list(tree)
+            items[index] = replace_path(items[index], rest, value)
+            return type(tree)(items)
+        if rest:
+            raise KeyError(f"cannot descend into array element with {rest!r}")
+        return jnp.asarray(tree).at[index].set(value)
+    if isinstance(tree, dict):
+        return {**tree, head: replace_path(tree[head], rest, value)}
+    if not dataclasses.is_dataclass(tree) or not hasattr(tree, head):
+        raise KeyError(f"{type(tree).__name__} has no field {head!r}")
+    return dataclasses.replace(tree, **{head: replace_path(getattr(tree, head), rest, value)})

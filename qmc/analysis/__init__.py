@@ -1,0 +1,13 @@
+"""Security analyses: pure functions of (observations or link, protocol) -> KeyRate."""
+
+from qmc.analysis.observations import Observations  # noqa: I001  (first: engines import it)
+from qmc.analysis.keyrate import KeyRate, REASONS, h2, reason_text
+from qmc.analysis.asymptotic import ASYMPTOTIC, InfiniteDecoy, NoDecoy, SinglePhoton, VacuumWeak
+from qmc.analysis.bounds import PLOB, plob_bound
+
+ANALYSES = {**ASYMPTOTIC, PLOB.name: PLOB}
+
+__all__ = [
+    "Observations", "KeyRate", "REASONS", "h2", "reason_text", "InfiniteDecoy", "VacuumWeak",
+    "NoDecoy", "SinglePhoton", "PLOB", "plob_bound", "ANALYSES",
+]

@@ -1,0 +1,93 @@
+"""Decoy-state BB84 with weak coherent pulses.
+
+Pulse classes are indexed by (intensity k, Alice basis a, Bob basis b, Alice bit x); bases are
+ordered (Z, X), Z being the key basis. Alice picks intensity k with probability
+``probabilities[k]`` and basis Z with probability ``p_z``; Bob picks Z with probability ``p_z``
+too; bits are uniform. ``p_z = 1/2`` is the symmetric BB84 of Bennett and Brassard (sifting factor
+1/2 when both bases give key); ``p_z -> 1`` is the efficient BB84 of Lo, Chau, Ardehali,
+J. Cryptology 18, 133 (2005).
+
+Intensity 0 is the signal (the largest); the others are decoys, ordered from largest to smallest
+(a vacuum decoy has intensity 0).
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+
+from qmc._pytree import pytree_dataclass, static
+from qmc.validation import Range, Rule
+
+__all__ = ["DecoyBB84", "BASES", "OUTCOMES", "KEY_BASES"]
+
+BASES = ("Z", "X")
+OUTCOMES = ("no_click", "click_0", "click_1", "double_click")
+KEY_BASES = ("Z", "both")
+
+
+@pytree_dataclass
+class DecoyBB84:
+    """Decoy-state BB84 pulse classes.
+
+    Args:
+        intensities: mean photon numbers (signal first, then decoys in decreasing order), shape (k,).
+        probabilities: probability of each intensity, shape (k,), summing to 1. Asymptotic analyses
+            accept 0 for decoys: the limit of vanishing decoy probability, in which the rate per
+            emitted pulse equals Lo, Ma, Chen's rate per signal pulse.
+        p_z: probability that Alice (and, independently, Bob) picks the Z basis.
+        key_basis: ``"both"``: key from matched Z and matched X signal pulses (standard BB84,
+            Lo-Ma-Chen's sifting factor 1/2 at p_z = 1/2); ``"Z"``: key from Z only, X tests the
+            phase error (efficient BB84, finite-key protocols).
+    """
+
+    intensities: object = (0.5, 0.1, 0.0)
+    probabilities: object = (1.0, 0.0, 0.0)
+    p_z: float = 0.5
+    key_basis: str = static("both")
+
+    def checks(self):
+        return [
+            Range("intensities", 0.0),
+            Range("probabilities", 0.0, 1.0),
+            Range("p_z", 0.0, 1.0),
+            Rule(
+                "intensities,probabilities",
+                lambda p, xp: xp.asarray(
+                    xp.shape(p.intensities) == xp.shape(p.probabilities) and xp.ndim(p.intensities) == 1
+                ),
+                "must be 1-d arrays of the same length (one probability per intensity)",
+            ),
+            Rule(
+                "probabilities",
+                lambda p, xp: xp.abs(xp.sum(p.probabilities) - 1.0) <= 1e-9,
+                "must sum to 1",
+            ),
+            Rule(
+                "intensities",
+                lambda p, xp: xp.all(xp.diff(p.intensities) < 0.0) if xp.size(p.intensities) > 1 else True,
+                "must be strictly decreasing (signal first, then decoys, vacuum last)",
+            ),
+            Rule(
+                "key_basis",
+                lambda p, xp: xp.asarray(p.key_basis in KEY_BASES),
+                f"must be one of {', '.join(KEY_BASES)}",
+            ),
+        ]
+
+    @property
+    def n_intensities(self) -> int:
+        return int(jnp.shape(self.intensities)[0])
+
+    def basis_probabilities(self):
+        """(P(Z), P(X)) for Alice, and independently for Bob."""
+        return jnp.stack([self.p_z, 1.0 - self.p_z])
+
+    def class_probabilities(self):
+        """P(k, a, b, x), shape (k, 2, 2, 2)."""
+        pb = self.basis_probabilities()
+        p = jnp.asarray(self.probabilities)
+        return p[:, None, None, None] * pb[None, :, None, None] * pb[None, None, :, None] * 0.5 * jnp.ones(2)
+
+    def key_basis_mask(self):
+        """1.0 for each basis (Z, X) that gives key, shape (2,)."""
+        return jnp.asarray([1.0, 1.0 if self.key_basis == "both" else 0.0])

@@ -1,0 +1,138 @@
+"""Sweeps: a grid over numeric leaves of a PyTree, evaluated by one ``jit(vmap(...))`` per chunk.
+
+A sweep point sets the leaves named by dotted paths (``"link.channel.length_km"``,
+``"protocol.intensities.0"``) and evaluates a function of the whole tree. The grid is cut into
+chunks of a fixed size (the last one padded), so a sweep compiles once per chunk shape and the
+caller can save each chunk as it finishes. Points share the tree's values for every other leaf.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import itertools
+from typing import Any, Callable, Iterator, Mapping, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from qmc._pytree import get_path, replace_path
+
+__all__ = ["Grid", "grid", "chunks", "run", "evaluate", "maximize_on_grid", "set_paths"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Grid:
+    """Cartesian product of named axes, flattened in C order.
+
+    Attributes:
+        paths: dotted paths of the swept leaves.
+        axes: the values of each axis.
+    """
+
+    paths: tuple[str, ...]
+    axes: tuple[np.ndarray, ...]
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(len(a) for a in self.axes)
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape)) if self.axes else 1
+
+    def points(self) -> np.ndarray:
+        """All points, shape (size, n_axes), float64."""
+        if not self.axes:
+            return np.zeros((1, 0))
+        mesh = np.meshgrid(*self.axes, indexing="ij")
+        return np.stack([m.ravel() for m in mesh], axis=-1).astype(np.float64)
+
+
+def grid(axes: Mapping[str, Sequence[float]] | None = None, **named: Sequence[float]) -> Grid:
+    """Build a :class:`Grid` from ``{path: values}`` (or keyword paths with ``__`` for dots)."""
+    items = dict(axes or {})
+    items.update({k.replace("__", "."): v for k, v in named.items()})
+    return Grid(tuple(items), tuple(np.atleast_1d(np.asarray(v, dtype=np.float64)) for v in items.values()))
+
+
+def set_paths(tree: Any, paths: Sequence[str], values: Any) -> Any:
+    """Tree with ``values[i]`` written at ``paths[i]`` (traceable)."""
+    for i, path in enumerate(paths):
+        tree = replace_path(tree, path, values[i])
+    return tree
+
+
+@functools.partial(jax.jit, static_argnames=("fn", "paths"))
+def _evaluate_chunk(fn: Callable, paths: tuple[str, ...], tree: Any, points: jax.Array) -> Any:
+    return jax.vmap(lambda p: fn(set_paths(tree, paths, p)))(points)
+
+
+def chunks(n: int, chunk_size: int) -> Iterator[slice]:
+    """Slices of ``range(n)`` of length ``chunk_size`` (the last one shorter)."""
+    for start in range(0, n, chunk_size):
+        yield slice(start, min(start + chunk_size, n))
+
+
+def run(
+    fn: Callable[[Any], Any],
+    tree: Any,
+    sweep_grid: Grid,
+    chunk_size: int | None = None,
+) -> Iterator[tuple[slice, np.ndarray, Any]]:
+    """Evaluate ``fn(tree with the grid point set)`` over the grid, one chunk at a time.
+
+    Args:
+        fn: a pure function of the tree returning a PyTree of scalars (e.g. a ``KeyRate``). It is a
+            static argument of the jit: pass the same function object for every chunk.
+        tree: the PyTree the paths refer to (e.g. ``{"link": link, "protocol": protocol}``).
+        sweep_grid: the points.
+        chunk_size: points per compiled call; ``None`` for the whole grid in one call.
+
+    Yields:
+        ``(index_slice, points, outputs)`` per chunk: ``points`` (n, n_axes) and ``outputs`` a
+        PyTree of numpy arrays with leading axis n. Every chunk has the same compiled shape.
+    """
+    for path in sweep_grid.paths:
+        get_path(tree, path)  # a typo in a path fails here, before compiling
+    points = sweep_grid.points()
+    n = len(points)
+    size = n if chunk_size is None else max(1, min(int(chunk_size), n))
+    for index in chunks(n, size):
+        chunk = points[index]
+        pad = size - len(chunk)
+        padded = np.concatenate([chunk, np.repeat(chunk[-1:], pad, axis=0)]) if pad else chunk
+        out = _evaluate_chunk(fn, tuple(sweep_grid.paths), tree, jnp.asarray(padded))
+        out = jax.tree_util.tree_map(lambda x: np.asarray(x)[: len(chunk)], out)
+        yield index, chunk, out
+
+
+def evaluate(fn: Callable[[Any], Any], tree: Any, sweep_grid: Grid, chunk_size: int | None = None) -> Any:
+    """All outputs of :func:`run`, concatenated and reshaped to ``grid.shape``."""
+    parts = [out for _, _, out in run(fn, tree, sweep_grid, chunk_size)]
+    flat = jax.tree_util.tree_map(lambda *xs: np.concatenate(xs), *parts)
+    return jax.tree_util.tree_map(lambda x: x.reshape(sweep_grid.shape + x.shape[1:]), flat)
+
+
+def maximize_on_grid(
+    fn: Callable[[Any], Any],
+    tree: Any,
+    path: str,
+    values: Any,
+    score: Callable[[Any], Any] = lambda out: out.rate,
+) -> tuple[Any, Any]:
+    """Maximize ``score(fn(tree))`` over ``values`` of the leaf at ``path`` (traceable, vmapped).
+
+    Returns:
+        ``(best_output, best_value)``; ties go to the first value.
+    """
+    values = jnp.asarray(values)
+    outs = jax.vmap(lambda v: fn(replace_path(tree, path, v)))(values)
+    best = jnp.argmax(score(outs))
+    return jax.tree_util.tree_map(lambda x: x[best], outs), values[best]
+
+
+def product(*iterables: Sequence[Any]) -> list[tuple[Any, ...]]:
+    """Cartesian product as a list (for structural loops outside jit)."""
+    return list(itertools.product(*iterables))
