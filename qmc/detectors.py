@@ -62,7 +62,7 @@ class ThresholdDetectors:
     @property
     def background_yield(self):
         """Y0 = 1 - (1 - p_dark)^2: probability that at least one detector fires on vacuum."""
-        return 1.0 - (1.0 - self.p_dark) ** 2
+        return self.p_dark * (2.0 - self.p_dark)  # the same, without cancellation for small p_dark
 
     @classmethod
     def from_datasheet(

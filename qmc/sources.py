@@ -12,6 +12,8 @@ the source; Fock sources ignore it.
 
 from __future__ import annotations
 
+import math
+
 import jax.numpy as jnp
 from jax.scipy.special import gammaln, xlogy
 
@@ -86,7 +88,24 @@ class FockSource(_Source):
     rep_rate_hz: float = 1e9
 
     def log_p_none(self, mu, x):
+        if self.n_photons == 0:  # the vacuum: 0 * log(0) would be NaN at x = 1
+            return jnp.zeros_like(jnp.asarray(x, dtype=jnp.float64))
         return self.n_photons * jnp.log1p(-x)
+
+    def p_both(self, mu, a, b):
+        # A sum of positive multinomial terms (i >= 1 photons at port a, j >= 1 at port b, the
+        # rest lost) instead of inclusion-exclusion, which cancels: it gave a single photon a
+        # double-click probability of order 1e-17, sometimes negative. n is static and small.
+        # Terms (i, j) and (j, i) are added in pairs so that swapping the ports is exact.
+        n = self.n_photons
+        lost = jnp.maximum(1.0 - (a + b), 0.0)  # a + b <= 1, up to rounding
+        total = jnp.zeros(jnp.broadcast_shapes(jnp.shape(a), jnp.shape(b)))
+        for i in range(1, n):
+            for j in range(i, n - i + 1):
+                weight = math.comb(n, i) * math.comb(n - i, j)
+                pair = a**i * b**j if i == j else a**i * b**j + a**j * b**i
+                total = total + weight * pair * lost ** (n - i - j)
+        return total
 
     def photon_number_pmf(self, mu, n):
         return jnp.where(jnp.asarray(n) == self.n_photons, 1.0, 0.0)

@@ -157,8 +157,11 @@ class VacuumWeak(_Analysis):
 class NoDecoy(_Analysis):
     """No decoys: GLLP's worst case, every multi-photon pulse detected (GLLP 2004).
 
-    Q_1 >= Q_mu - P(n >= 2) and e_1 <= E_mu Q_mu / Q_1, i.e. R = q{-Q f H(E) + Q (1 - Delta)
+    The untagged pulses (vacuum and single photons) have gain Q_0 + Q_1 >= Q_mu - P(n >= 2) and
+    error rate <= E_mu Q_mu / (Q_mu - P(n >= 2)), i.e. R = q{-Q f H(E) + Q (1 - Delta)
     [1 - H(E / (1 - Delta))]} with Delta = P(n >= 2) / Q_mu (Lo, Ma, Chen 2005, Eq. (1) and text).
+    The reported ``y1`` is that untagged gain bound divided by P(1) (it bounds Y_1 + Y_0 P(0)/P(1),
+    not Y_1 alone), ``e1`` the untagged error-rate bound.
     """
 
     f_ec: float = 1.16

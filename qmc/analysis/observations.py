@@ -42,7 +42,9 @@ class Observations:
     def from_table(cls, table) -> "Observations":
         """From an outcome table (k, 2, 2, 2, 4); bits are equiprobable."""
         m = _matched(table)  # (k, b, x, outcome)
-        gain = 1.0 - m[..., 0].mean(axis=-1)
+        # The clicks themselves, not 1 - P(no click), which loses the relative precision of a
+        # small gain (eps / Q: 1e-10 at Q ~ 1e-6, amplified again by decoy bounds).
+        gain = m[..., 1:].sum(axis=-1).mean(axis=-1)
         error_gain = jnp.einsum("kbxo,xo->kb", m, _error_weights()) / 2.0
         return cls(gain, error_gain)
 

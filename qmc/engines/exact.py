@@ -31,8 +31,11 @@ def port_efficiencies(eta, misalignment):
     bit_is_0 = jnp.asarray([1.0, 0.0])[None, None, :]  # (1, 1, x)
     to_correct = 1.0 - misalignment
     frac_0_matched = bit_is_0 * to_correct + (1.0 - bit_is_0) * misalignment
+    frac_1_matched = bit_is_0 * misalignment + (1.0 - bit_is_0) * to_correct
     frac_0 = matched * frac_0_matched + (1.0 - matched) * 0.5
-    return eta * frac_0, eta * (1.0 - frac_0)
+    # Not 1 - frac_0: 1 - (1 - e_d) loses the relative precision of a small e_d (the error port).
+    frac_1 = matched * frac_1_matched + (1.0 - matched) * 0.5
+    return eta * frac_0, eta * frac_1
 
 
 def _threshold_table(source, mu, eta_0, eta_1, p_dark):
@@ -63,12 +66,16 @@ def _ma2005_table(source, mu, eta, y0, misalignment, shape):
     signal = source.p_any(mu, eta)
     gain = jnp.minimum(y0 + signal, 1.0)
     wrong = 0.5 * y0 + misalignment * signal
-    matched = jnp.eye(2)[:, :, None]
-    bit_is_0 = jnp.asarray([1.0, 0.0])[None, None, :]
-    p_wrong = matched * wrong + (1.0 - matched) * 0.5 * gain  # (k?, a, b, x) by broadcasting
-    p_right = gain - p_wrong
-    p_0 = bit_is_0 * p_right + (1.0 - bit_is_0) * p_wrong
-    p_1 = gain - p_0
+    # Explicit ranks (k, a, b, x): rank promotion may be set to raise (tests do).
+    matched = jnp.eye(2, dtype=bool)[None, :, :, None]
+    bit_is_0 = jnp.asarray([True, False])[None, None, None, :]
+    wrong, gain = jnp.broadcast_to(wrong, jnp.shape(mu)), jnp.broadcast_to(gain, jnp.shape(mu))
+    # Selected, not blended with 0/1 weights, so the mismatched basis is an exact 50/50 split
+    # and the error detector's probability is never a difference of two gains.
+    p_wrong = jnp.where(matched, wrong, 0.5 * gain)
+    p_right = jnp.where(matched, gain - wrong, 0.5 * gain)
+    p_0 = jnp.where(bit_is_0, p_right, p_wrong)
+    p_1 = jnp.where(bit_is_0, p_wrong, p_right)
     p_0, p_1, gain = (jnp.broadcast_to(v, shape) for v in (p_0, p_1, gain))
     return jnp.stack([1.0 - gain, p_0, p_1, jnp.zeros(shape)], axis=-1)
 
@@ -94,7 +101,8 @@ def outcome_table(link, protocol, source=None):
     if det.click_model != "threshold":
         raise ValueError(f"detector.click_model = {det.click_model!r}: must be 'threshold' or 'ma2005'")
     eta_0, eta_1 = port_efficiencies(eta, det.misalignment)
-    return _threshold_table(source, mu, eta_0[None], eta_1[None], det.p_dark)
+    table = _threshold_table(source, mu, eta_0[None], eta_1[None], det.p_dark)
+    return jnp.broadcast_to(table, shape + (4,))  # a Fock source ignores mu: keep the k axis
 
 
 def observations(link, protocol, source=None) -> Observations:

@@ -1,0 +1,289 @@
+"""The ``qmc`` and ``qmc-plot`` commands: Hydra configs -> qmc components -> a study -> a run folder.
+
+This is the only module of qmc that imports Hydra or OmegaConf. ``main`` composes the config
+(``qmc/conf``, shipped inside the package), builds every ``_target_`` after checking that it names
+a qmc component, validates the built objects (bad input stops the run with one line and exit
+status 2, before anything compiles), runs the study named by ``study`` from
+:data:`qmc.studies.STUDIES` and writes the run folder through :func:`qmc.studies.execute`.
+
+Examples:
+    qmc                                   # the default study (decoy_bb84_gys)
+    qmc experiment=decoy_bb84_snspd       # another study
+    qmc system=snspd_zadeh2017 analysis.f_ec=1.1
+    qmc -m detector=gys2004,snspd         # a multirun over structural choices
+    qmc-plot results/decoy_bb84_gys/<timestamp>
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib
+import logging
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+__all__ = ["main", "plot_main", "prepare", "build", "check_targets", "ConfigError", "COMPONENT_PACKAGES"]
+
+log = logging.getLogger("qmc")
+
+# A `_target_` may only name a public class or function defined in one of these packages: a
+# shared config file can build qmc components, never run arbitrary code (os.system, eval, ...).
+COMPONENT_PACKAGES = (
+    "qmc.sources", "qmc.channels", "qmc.detectors", "qmc.link", "qmc.protocols", "qmc.analysis",
+    "qmc.engines",
+)
+
+# Top-level config keys that are settings, not components (never instantiated or validated).
+_SETTINGS = ("sweep", "optimize", "seed", "study", "experiment_name")
+
+
+class ConfigError(ValueError):
+    """A config that cannot be built (unknown study, refused `_target_`, wrong type)."""
+
+
+def _fail(message: str, prog: str = "qmc") -> NoReturn:
+    print(f"{prog}: error: {' '.join(str(message).split())}", file=sys.stderr)
+    sys.exit(2)
+
+
+# ---------------------------------------------------------------------------------------------
+# Building: `_target_` guard, instantiate, validate
+# ---------------------------------------------------------------------------------------------
+
+
+def _locate(target: str) -> Any:
+    """Import the longest module prefix of ``target`` (a qmc module) and walk the attributes."""
+    parts = target.split(".")
+    for i in range(len(parts), 0, -1):
+        module_name = ".".join(parts[:i])
+        try:
+            obj = importlib.import_module(module_name)
+        except ModuleNotFoundError as err:
+            missing = err.name or ""
+            if module_name == missing or module_name.startswith(missing + "."):
+                continue  # not a module: the rest are attributes of a shorter prefix
+            raise
+        for attr in parts[i:]:
+            obj = getattr(obj, attr)
+        return obj
+    raise ModuleNotFoundError(target)
+
+
+def _check_target(target: Any, where: str) -> None:
+    allowed = ", ".join(COMPONENT_PACKAGES)
+    refused = ConfigError(
+        f"{where}._target_ = {target} is not allowed: a config can only build qmc components "
+        f"(public classes and functions of {allowed})"
+    )
+    if not isinstance(target, str) or not re.fullmatch(r"qmc(\.[A-Za-z][A-Za-z0-9_]*)+", target):
+        raise refused
+    try:
+        obj = _locate(target)
+    except (ImportError, AttributeError):
+        raise ConfigError(f"{where}._target_ = {target}: no such qmc component") from None
+    module = getattr(obj, "__module__", None) or ""
+    in_package = any(module == p or module.startswith(p + ".") for p in COMPONENT_PACKAGES)
+    if not (in_package and callable(obj)):
+        raise refused
+
+
+def check_targets(node: Any, path: str = "") -> None:
+    """Raise :class:`ConfigError` for any ``_target_`` in ``node`` (a plain container) that is not
+    a public class or function of :data:`COMPONENT_PACKAGES`. Nothing is instantiated."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "_target_":
+                _check_target(value, path or "<root>")
+            else:
+                check_targets(value, f"{path}.{key}" if path else str(key))
+    elif isinstance(node, (list, tuple)):
+        for i, value in enumerate(node):
+            check_targets(value, f"{path}[{i}]")
+
+
+def _interpolated_name(cfg: DictConfig, path: str, field: str) -> str | None:
+    """``"analysis.f_ec"`` when the config value at ``path.field`` is ``${analysis.f_ec}``."""
+    node = OmegaConf.select(cfg, path, throw_on_missing=False)
+    if not isinstance(node, DictConfig) or field not in node or not OmegaConf.is_interpolation(node, field):
+        return None
+    raw = OmegaConf.to_container(node, resolve=False)[field]
+    match = re.fullmatch(r"\$\{([A-Za-z0-9_.]+)\}", str(raw))
+    return match.group(1) if match else None
+
+
+def _components(tree: Any, path: str = ""):
+    if dataclasses.is_dataclass(tree) and not isinstance(tree, type):
+        yield path, tree
+    elif isinstance(tree, dict):
+        for key, value in tree.items():
+            if path or key not in _SETTINGS:
+                yield from _components(value, f"{path}.{key}" if path else str(key))
+    elif isinstance(tree, (list, tuple)):
+        for i, value in enumerate(tree):
+            yield from _components(value, f"{path}.{i}")
+
+
+def _validate(obj: Any, path: str, cfg: DictConfig) -> None:
+    import qmc
+
+    for field in dataclasses.fields(obj):
+        value = getattr(obj, field.name)
+        if not field.metadata.get("static", False) and isinstance(value, str):
+            name = _interpolated_name(cfg, path, field.name) or f"{path}.{field.name}"
+            raise qmc.ValidationError(f"{name} = {value!r} is not a number")
+    try:
+        qmc.validate(obj, f"{path}.")
+    except qmc.ValidationError as err:
+        message = str(err)
+        head = re.match(r"([A-Za-z0-9_.]+)", message)
+        if head and head.group(1).startswith(f"{path}."):
+            field = head.group(1)[len(path) + 1:]
+            alias = _interpolated_name(cfg, path, field)
+            if alias:
+                message = alias + message[len(head.group(1)):]
+        raise qmc.ValidationError(message) from None
+    except (TypeError, ValueError) as err:  # e.g. a list where a number belongs
+        raise qmc.ValidationError(f"{path}: {err}") from None
+
+
+def build(cfg: DictConfig) -> dict:
+    """Build the components of ``cfg`` and validate them (no compilation happens here).
+
+    Returns:
+        The resolved config as plain Python with every ``_target_`` instantiated, plus ``link``
+        (a :class:`qmc.Link` of ``source``, ``channel`` and ``detector``).
+
+    Raises:
+        ConfigError: a refused or unknown ``_target_``, or a constructor that rejects its arguments.
+        qmc.ValidationError: a value out of its allowed range.
+    """
+    import qmc
+
+    try:
+        container = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+    except OmegaConfBaseException as err:  # a missing value (???), a broken interpolation
+        key = getattr(err, "full_key", None)
+        raise ConfigError(str(err).splitlines()[0] + (f" (full_key: {key})" if key else "")) from None
+    container.pop("hydra", None)
+    check_targets(container)
+    try:
+        spec = hydra.utils.instantiate(container, _convert_="all")
+    except InstantiationException as err:
+        where = re.search(r"full_key: (\S+)", str(err))
+        cause = err.__cause__ if err.__cause__ is not None else err
+        raise ConfigError(f"{where.group(1) + ': ' if where else ''}{cause}") from None
+    for path, obj in _components(spec):
+        _validate(obj, path, cfg)
+    if all(k in spec for k in ("source", "channel", "detector")):
+        spec["link"] = qmc.Link(spec["source"], spec["channel"], spec["detector"])
+    return spec
+
+
+def prepare(cfg: DictConfig):
+    """Everything before the first compilation: look the study up, build, validate.
+
+    Returns:
+        ``(study, spec, chunks)``: the registered :class:`qmc.studies.Study`, the built config and
+        the study's lazy iterator of chunks (validated, not yet traced).
+
+    Raises:
+        ConfigError, qmc.ValidationError: as :func:`build`; an unknown ``study``.
+    """
+    from qmc import studies
+
+    study = studies.get(cfg.study)
+    spec = build(cfg)
+    return study, spec, study.run(spec)  # a study validates its own settings before compiling
+
+
+# ---------------------------------------------------------------------------------------------
+# qmc
+# ---------------------------------------------------------------------------------------------
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="config")
+def _run(cfg: DictConfig) -> None:
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    for noisy in ("jax._src.xla_bridge", "matplotlib"):  # backend probing, font cache notices
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    import qmc
+    from qmc import studies
+
+    try:
+        study, spec, chunks = prepare(cfg)
+    except (ConfigError, qmc.ValidationError) as err:
+        _fail(str(err))
+
+    hydra_cfg = HydraConfig.get()
+    run_dir = Path(hydra_cfg.runtime.output_dir)
+    from qmc.results import write_text
+
+    write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+    metadata = {
+        "experiment_name": cfg.experiment_name,
+        "seed": int(cfg.seed),
+        "overrides": list(hydra_cfg.overrides.task),
+        "command": " ".join(["qmc", *sys.argv[1:]]),
+    }
+    log.info("%s: study %s, writing %s", cfg.experiment_name, study.name, run_dir)
+    try:
+        meta = studies.execute(study, chunks, run_dir, metadata=metadata)
+    except KeyboardInterrupt:
+        print(f"qmc: interrupted; {run_dir / 'results.csv'} keeps every finished chunk", file=sys.stderr)
+        sys.exit(130)
+    log.info("%d rows in %.1f s -> %s", meta["rows"], meta["wall_time_s"], run_dir)
+
+
+def main() -> None:
+    """Entry point of the ``qmc`` console script (Hydra parses ``sys.argv``)."""
+    _run()
+
+
+# ---------------------------------------------------------------------------------------------
+# qmc-plot
+# ---------------------------------------------------------------------------------------------
+
+
+def plot_main(argv: list[str] | None = None) -> None:
+    """Entry point of ``qmc-plot <run dir>``: redraw a run's figure from its ``results.csv``."""
+    parser = argparse.ArgumentParser(
+        prog="qmc-plot", description="Redraw the figure of a qmc run from its saved results.csv."
+    )
+    parser.add_argument("run_dir", type=Path, help="a run folder (holding results.csv)")
+    parser.add_argument("--study", help="study whose figure to draw (default: from metadata.json)")
+    parser.add_argument("-o", "--output", type=Path, help="file stem (default: <run_dir>/<figure name>)")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("MPLBACKEND", "Agg")
+
+    from qmc import studies
+    from qmc.plots import save
+    from qmc.results import RESULTS, read_metadata, read_results
+
+    if not (args.run_dir / RESULTS).is_file():
+        _fail(f"{args.run_dir / RESULTS}: no such file", "qmc-plot")
+    name = args.study or read_metadata(args.run_dir).get("study", "key_rate_vs_distance")
+    try:
+        study = studies.get(name)
+    except ValueError as err:
+        _fail(str(err), "qmc-plot")
+    rows = read_results(args.run_dir)
+    if not rows:
+        _fail(f"{args.run_dir / RESULTS}: no rows to plot", "qmc-plot")
+    fig = study.figure(rows)
+    png, pdf = save(fig, args.output or args.run_dir / study.figure_name)
+    print(png)
+    print(pdf)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,87 @@
+"""Key rate versus distance: the figure of Lo, Ma, Chen, PRL 94, 230504 (2005), Fig. 1."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Iterable, Mapping
+
+import matplotlib as mpl
+import numpy as np
+
+from qmc.plots.style import RC_PARAMS
+
+__all__ = ["key_rate_vs_distance", "LABELS"]
+
+# Legend text and line style per analysis label; unknown labels are drawn with their own name.
+LABELS = {
+    "plob": ("PLOB bound (repeaterless)", dict(color="0.35", ls="--", lw=1.1)),
+    "single_photon": ("Ideal single-photon source", dict(color="tab:purple", ls="-.")),
+    "infinite_decoy": ("Infinite decoy states", dict(color="tab:blue", ls="-")),
+    "vacuum_weak": ("Vacuum + weak decoy", dict(color="tab:orange", ls="--")),
+    "no_decoy": ("No decoy (GLLP)", dict(color="tab:green", ls=":", lw=1.8)),
+}
+
+
+def _series(rows: Iterable[Mapping[str, Any]]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    by_label: dict[str, list[tuple[float, float]]] = {}
+    for row in rows:
+        rate = row.get("key_rate")
+        by_label.setdefault(str(row["analysis"]), []).append(
+            (float(row["length_km"]), math.nan if rate is None else float(rate))
+        )
+    out = {}
+    for label, points in by_label.items():
+        points.sort()
+        x, y = (np.asarray(v, dtype=float) for v in zip(*points))
+        out[label] = (x, y)
+    return out
+
+
+def key_rate_vs_distance(rows: Iterable[Mapping[str, Any]], ax=None, title: str | None = None):
+    """Log plot of secret key rate (bits per pulse) versus fiber length, one line per analysis.
+
+    Points where the rate is 0 or infinite (PLOB at 0 km) are left off: a log axis cannot show
+    them, and the curves end where the key does.
+
+    Args:
+        rows: rows with ``length_km``, ``analysis`` and ``key_rate`` (e.g. :func:`qmc.results.read_results`).
+        ax: axes to draw on (None: a new figure).
+        title: optional axes title.
+
+    Returns:
+        The matplotlib Figure.
+    """
+    series = _series(rows)
+    with mpl.rc_context(RC_PARAMS):
+        if ax is None:
+            import matplotlib.pyplot as plt
+
+            fig, ax = plt.subplots()
+        else:
+            fig = ax.figure
+        order = [k for k in LABELS if k in series] + sorted(k for k in series if k not in LABELS)
+        shown = []
+        for label in order:
+            x, y = series[label]
+            keep = np.isfinite(y) & (y > 0)
+            if not keep.any():
+                continue
+            text, kwargs = LABELS.get(label, (label, {}))
+            ax.semilogy(x[keep], y[keep], label=text, **kwargs)
+            if label != "plob":
+                shown.append(y[keep])
+        ax.set_xlabel("Fiber length (km)")
+        ax.set_ylabel("Secret key rate (bits per pulse)")
+        all_x = np.concatenate([s[0] for s in series.values()]) if series else np.zeros(1)
+        ax.set_xlim(float(all_x.min()), float(all_x.max()) if all_x.max() > all_x.min() else float(all_x.min()) + 1)
+        if shown:
+            values = np.concatenate(shown)
+            low = 10.0 ** math.floor(math.log10(values.min()))
+            high = 10.0 ** math.ceil(math.log10(values.max()) + 1)  # a decade of room for PLOB
+            ax.set_ylim(low, high)
+        if title:
+            ax.set_title(title)
+        if shown or "plob" in series:
+            # Frameless, but opaque: the PLOB line passes behind the legend's corner.
+            ax.legend(loc="upper right", frameon=True, facecolor="white", edgecolor="none", framealpha=1.0)
+    return fig

@@ -1,0 +1,213 @@
+"""Run outputs: a tidy ``results.csv``, ``metadata.json`` and files written atomically.
+
+Every file is written under a temporary name in the same folder, flushed to disk and renamed over
+the target (``os.replace`` is atomic on POSIX and Windows), so a reader never sees a half-written
+file and a run killed at any moment leaves the previous complete version. :class:`ResultsTable`
+rewrites ``results.csv`` this way after every chunk of a sweep: an interrupted sweep keeps every
+chunk it finished.
+
+CSV conventions: one row per sweep point and analysis variant; numbers in full precision
+(``repr``), infinities as ``inf``, values that do not apply as empty cells.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import datetime
+import io
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Mapping, Sequence
+
+__all__ = [
+    "atomic_path", "write_text", "write_json", "ResultsTable", "read_results", "read_metadata",
+    "environment", "git_commit", "RESULTS", "METADATA",
+]
+
+RESULTS = "results.csv"
+METADATA = "metadata.json"
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success it is fsynced and renamed to ``path``.
+
+    The temporary name keeps the suffix, so tools that infer a format from it (matplotlib's
+    ``savefig``) still work. On an exception the temporary file is removed and ``path`` is left
+    as it was.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp)
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual permissions
+    try:
+        yield tmp
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` to ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return str(value)
+
+
+def write_json(path: str | os.PathLike, data: Mapping[str, Any]) -> Path:
+    """Write ``data`` as indented JSON, atomically (non-finite floats as strings)."""
+    text = json.dumps(_finite(data), indent=2, default=_json_default, allow_nan=False)
+    return write_text(path, text + "\n")
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    if isinstance(value, Mapping):
+        return {str(k): _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return "nan" if math.isnan(value) else repr(value)  # repr: shortest exact form, 'inf'
+    if hasattr(value, "item"):  # numpy / jax scalars
+        return _cell(value.item())
+    return str(value)
+
+
+class ResultsTable:
+    """A CSV table that grows chunk by chunk and is rewritten atomically after each chunk.
+
+    Args:
+        path: the CSV file (usually ``<run dir>/results.csv``).
+        columns: column names in order; a row's missing keys are empty cells, extra keys are an
+            error (a typo would otherwise lose data silently).
+
+    Examples:
+        >>> table = ResultsTable(run_dir / "results.csv", ("length_km", "key_rate"))
+        >>> for chunk in study:
+        ...     table.append(chunk.rows)   # results.csv now holds every finished chunk
+    """
+
+    def __init__(self, path: str | os.PathLike, columns: Sequence[str]) -> None:
+        self.path = Path(path)
+        self.columns = tuple(columns)
+        buffer = io.StringIO()
+        csv.writer(buffer, lineterminator="\n").writerow(self.columns)
+        self._text = [buffer.getvalue()]
+        self.n_rows = 0
+
+    def append(self, rows: Iterable[Mapping[str, Any]]) -> int:
+        """Add ``rows`` and rewrite the file atomically. Returns the total number of rows."""
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        for row in rows:
+            extra = set(row) - set(self.columns)
+            if extra:
+                raise KeyError(f"row has columns not in the table: {sorted(extra)}")
+            writer.writerow([_cell(row.get(c)) for c in self.columns])
+            self.n_rows += 1
+        self._text.append(buffer.getvalue())
+        write_text(self.path, "".join(self._text))
+        return self.n_rows
+
+
+def _parse(cell: str) -> Any:
+    if cell == "":
+        return None
+    try:
+        return float(cell)  # also 'inf', '-inf', 'nan'
+    except ValueError:
+        return cell
+
+
+def read_results(path: str | os.PathLike) -> list[dict]:
+    """Rows of a results CSV (a file or a run directory): numbers as float, empty cells as None."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / RESULTS
+    with open(path, newline="", encoding="utf-8") as f:
+        return [{k: _parse(v) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+def read_metadata(run_dir: str | os.PathLike) -> dict:
+    """``metadata.json`` of a run directory ({} if there is none)."""
+    path = Path(run_dir) / METADATA
+    if not path.exists():
+        return {}
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def git_commit(path: str | os.PathLike | None = None) -> str | None:
+    """Commit of the git work tree holding ``path`` (default: the qmc package), '+dirty' if it has
+    uncommitted changes; None outside a work tree (e.g. an installed wheel) or without git."""
+    where = Path(path) if path is not None else Path(__file__).resolve().parent
+    try:
+        def git(*args: str) -> str:
+            return subprocess.run(
+                ["git", "-C", str(where), *args], capture_output=True, text=True, timeout=10, check=True
+            ).stdout.strip()
+
+        commit = git("rev-parse", "HEAD")
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return commit + ("+dirty" if dirty else "") if commit else None
+
+
+def environment() -> dict:
+    """Versions and device: qmc, jax, jaxlib, Python, platform, the default JAX device, git commit."""
+    import jax
+    import jaxlib
+
+    import qmc
+
+    device = jax.devices()[0]
+    return {
+        "qmc_version": qmc.__version__,
+        "jax_version": jax.__version__,
+        "jaxlib_version": getattr(jaxlib, "__version__", None),
+        "python_version": sys.version.split()[0],
+        "platform": platform.platform(),
+        "hostname": platform.node(),
+        "device": f"{device.platform}:{getattr(device, 'device_kind', device)}",
+        "device_count": jax.device_count(),
+        "git_commit": git_commit(),
+    }
+
+
+def now_iso() -> str:
+    """Local time with its UTC offset, ISO 8601, to the second."""
+    return datetime.datetime.now().astimezone().isoformat(timespec="seconds")
