@@ -16,8 +16,11 @@ REASONS = (
     "single-photon bound not positive",
     "error rate too high: key rate not positive",
     "not finite",
+    "phase-error bound undefined (logarithm argument below 1)",  # finite-key analyses
+    "finite-size terms exceed the key: key length not positive",  # finite-key analyses
 )
-OK, INVALID, NO_DETECTIONS, NO_SINGLE_PHOTONS, NOT_POSITIVE, NOT_FINITE = range(len(REASONS))
+# Codes of the first six reasons; later ones are looked up with REASONS.index(text).
+OK, INVALID, NO_DETECTIONS, NO_SINGLE_PHOTONS, NOT_POSITIVE, NOT_FINITE = range(6)
 
 
 def reason_text(code) -> str:

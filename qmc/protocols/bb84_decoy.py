@@ -86,7 +86,8 @@ class DecoyBB84:
         """P(k, a, b, x), shape (k, 2, 2, 2)."""
         pb = self.basis_probabilities()
         p = jnp.asarray(self.probabilities)
-        return p[:, None, None, None] * pb[None, :, None, None] * pb[None, None, :, None] * 0.5 * jnp.ones(2)
+        bits = jnp.full((1, 1, 1, 2), 0.5)  # uniform bit, explicit rank (rank promotion may raise)
+        return p[:, None, None, None] * pb[None, :, None, None] * pb[None, None, :, None] * bits
 
     def key_basis_mask(self):
         """1.0 for each basis (Z, X) that gives key, shape (2,)."""

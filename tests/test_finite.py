@@ -1,0 +1,380 @@
+"""Finite-key analyses (Lim et al. 2014, Rusca et al. 2018) and their studies.
+
+Published statements reproduced here (with the paper's own system model, ``model="lim2014"``):
+Lim et al., PRA 89, 022307 (2014), Sec. IV: at 100 km the rate with n_X = 1e9 is "about 1.75
+times" the one with n_X = 1e7, and n_X = 1e4 still gives a key "over a fiber length of 135 km".
+Rusca et al., APL 112, 171104 (2018), abstract: for blocks up to 1e8 the one-decoy protocol gives
+higher rates than the two-decoy protocol in most settings, while asymptotically two decoys win.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import qmc
+from qmc import finite_study as fs
+from qmc._pytree import replace_path
+from qmc.analysis import REASONS, Observations
+from qmc.analysis.finite import (
+    AsymptoticOneDecoy, AsymptoticTwoDecoy, DecoyCounts, FiniteKeyRate, FiniteLim2014, FiniteRusca2018,
+)
+from qmc.engines import exact
+
+PROT3 = qmc.DecoyBB84(intensities=(0.45, 0.15, 2e-4), probabilities=(0.6, 0.3, 0.1), p_z=0.85, key_basis="Z")
+PROT2 = qmc.DecoyBB84(intensities=(0.45, 0.15), probabilities=(0.7, 0.3), p_z=0.85, key_basis="Z")
+LINK50 = fs.lim2014_link(50.0)  # Lim's fiber and detectors, no afterpulsing (exact engine)
+
+FAILED = {REASONS.index(t) for t in (
+    "single-photon bound not positive",
+    "phase-error bound undefined (logarithm argument below 1)",
+    "finite-size terms exceed the key: key length not positive",
+)}
+
+
+def _leaves_finite(tree) -> bool:
+    return all(not np.any(np.isnan(np.asarray(x))) for x in jax.tree_util.tree_leaves(tree))
+
+
+# ----------------------------------------------------------------------------------------------
+# Block size: finite rates rise toward the asymptotic rate and vanish for small blocks
+# ----------------------------------------------------------------------------------------------
+
+
+@jax.jit
+def key_rate(analysis, link, protocol):
+    """One compiled key rate per analysis class and protocol shape (eager calls compile op by op)."""
+    return analysis.key_rate(link, protocol)
+
+
+# d rate / d (link, protocol): one compile per analysis class, shared by all gradient checks.
+rate_and_grad = jax.jit(jax.value_and_grad(lambda a, link, prot: a.key_rate(link, prot).rate, argnums=(1, 2)))
+
+
+@jax.jit
+def rates_from_counts(analysis, obs, protocol, n_pulses):
+    """(rate with the pulse total given, rate with the pulse total estimated from n_sent)."""
+    return (analysis.key_rate_from_observations(obs, protocol, n_pulses=n_pulses),
+            analysis.key_rate_from_observations(obs, protocol))
+
+
+@jax.jit
+def rates_vs_block(analysis, link, protocol, blocks):
+    return jax.vmap(lambda n: dataclasses.replace(analysis, block_size=n).key_rate(link, protocol))(blocks)
+
+
+@pytest.mark.parametrize(
+    "finite_cls, asym_cls, protocol",
+    [(FiniteLim2014, AsymptoticTwoDecoy, PROT3), (FiniteRusca2018, AsymptoticOneDecoy, PROT2)],
+)
+@pytest.mark.parametrize("kappa", [0.0, 1e-15])
+def test_rate_rises_to_asymptotic_and_vanishes_for_small_blocks(finite_cls, asym_cls, protocol, kappa):
+    # Up to n_X = 1e12: beyond, eps_sec = kappa l exceeds 1e-3 and the sampling bound of Eq. (5)
+    # leaves its domain (logarithm argument below 1: no key is claimed, see qmc.analysis.finite).
+    blocks = jnp.geomspace(1e2, 1e12, 21)
+    out = rates_vs_block(finite_cls(eps_sec=1e-10, kappa=kappa), LINK50, protocol, blocks)
+    asym = float(key_rate(asym_cls(), LINK50, protocol).rate)
+    r = np.asarray(out.rate)
+    assert asym > 0
+    # With fixed counts per pulse, the finite-size terms per pulse fall like 1/sqrt(n_X): the
+    # rate can only grow with the block size (1e-12: rounding), and never exceeds the asymptote.
+    assert np.all(np.diff(r) >= -1e-12 * asym)
+    assert np.all(r <= asym * (1 + 1e-12))
+    assert r[-1] == pytest.approx(asym, rel=2e-3)  # n_X = 1e12: corrections ~ 1e-3 relative
+    assert r[0] == 0.0 and int(out.reason[0]) in FAILED  # n_X = 100: no key
+    assert np.all(np.asarray(out.key_length)[r > 0] > 0)
+
+
+# One compiled search per analysis class for every exact-engine study in this file.
+EXACT_KW = dict(n_candidates=512, n_rounds=4, chunk=4, model="exact")
+
+
+def test_optimized_finite_rates_approach_optimized_asymptotic_rate():
+    blocks = [1e4, 1e6, 1e8, 1e10]
+    best, _ = fs.optimize_points(fs.lim2014_analysis(), LINK50, [50.0] * 4, blocks, **EXACT_KW)
+    asym, _ = fs.optimize_points(AsymptoticTwoDecoy(), LINK50, [50.0] * 4, [1.0] * 4, **EXACT_KW)
+    r, a = np.asarray(best.rate), float(np.max(asym.rate))
+    assert np.all(np.diff(r) > 0) and np.all(r > 0)
+    assert np.all(r < a)
+    # qmc: r / a = 0.09, 0.41, 0.59, 0.68 (the asymptotic optimum sends p_z and p_mu1 to 1).
+    assert r[-1] > 0.6 * a and r[0] < 0.2 * a
+
+
+# ----------------------------------------------------------------------------------------------
+# Lim et al. 2014: published statements, on the paper's system model (afterpulsing included)
+# ----------------------------------------------------------------------------------------------
+
+LIM_KW = dict(model="lim2014", p_afterpulse=fs.LIM2014["p_afterpulse"], chunk=2, n_candidates=2048)
+
+
+def test_lim2014_rate_ratio_at_100_km():
+    link = fs.lim2014_link()
+    best, _ = fs.optimize_points(fs.lim2014_analysis(), link, [100.0] * 2, [1e9, 1e7], n_rounds=5, **LIM_KW)
+    ratio = best.rate[0] / best.rate[1]
+    # Published: "about 1.75" (Sec. IV). qmc gives 1.79; the 5 % tolerance covers the reading of
+    # "about", optimizer noise (< 0.5 % at these block sizes) and unprinted details of the paper's
+    # numerics. Without afterpulsing (p_ap = 0) the ratio would be 1.62: the test sees the model.
+    assert ratio == pytest.approx(1.75, rel=0.05)
+    # eps_sec = kappa l with kappa = 1e-15 (Lim Sec. IV)
+    assert best.eps_sec[0] == pytest.approx(1e-15 * best.key_length[0], rel=1e-3)
+
+
+def test_lim2014_maximum_distance_small_block():
+    link = fs.lim2014_link()
+    d = fs.max_distance_km(link, [1e4, 1e9], tol_km=1.0, n_rounds=8, **LIM_KW)
+    # Published: n_X = 1e4 "can still" reach 135 km. qmc: 130.4 km with eps_sec = 1e-15 l as the
+    # text says (3.4 % short; a search with 16384 candidates per point finds the same edge, so it
+    # is not the optimizer), 134.9 km with a fixed eps_sec = 1e-10. 7 % tolerance: the edge moves
+    # by several km with the eps_sec convention, which the figure does not pin down.
+    assert d[0] == pytest.approx(135.0, rel=0.07)
+    assert 175.0 < d[1] < 195.0  # n_X = 1e9 reaches further (qmc: 184 km; asymptotic: 188 km)
+
+
+@pytest.mark.slow
+def test_lim2014_printed_error_model_does_not_reproduce():
+    # e_k printed with eta_ch instead of eta_sys (Sec. IV): the optical error becomes 10x larger.
+    link = fs.lim2014_link()
+    kw = dict(LIM_KW, model="lim2014_as_printed")
+    d = fs.max_distance_km(link, [1e4, 1e9], tol_km=2.0, n_rounds=6, **kw)
+    assert d[0] < 60.0 and d[1] < 160.0  # far from 135 km and from Fig. 1
+
+
+# ----------------------------------------------------------------------------------------------
+# Rusca et al. 2018: one decoy beats two decoys for practical blocks, not asymptotically
+# ----------------------------------------------------------------------------------------------
+
+
+def test_rusca2018_one_decoy_wins_for_practical_blocks_but_not_asymptotically():
+    link = fs.lim2014_link()  # Lim's fiber and detectors, exact engine: no afterpulsing
+    rows = fs.one_vs_two_decoy(link, [50.0, 100.0], [1e5, 1e8], **EXACT_KW)
+    ratios = [row["ratio"] for row in rows]
+    # qmc: 1.18-1.29 (one decoy better by 18-29 %); the published statement is qualitative.
+    assert all(1.05 < r < 1.6 for r in ratios), ratios
+    one, _ = fs.optimize_points(AsymptoticOneDecoy(), link, [50.0, 100.0, 50.0, 100.0], [1.0] * 4, **EXACT_KW)
+    two, _ = fs.optimize_points(AsymptoticTwoDecoy(), link, [50.0, 100.0, 50.0, 100.0], [1.0] * 4, **EXACT_KW)
+    assert np.all(one.rate < two.rate)  # asymptotically the vacuum decoy wins (qmc: 0.93)
+
+
+# ----------------------------------------------------------------------------------------------
+# No NaN anywhere (hypothesis), gradients, observed counts, validation
+# ----------------------------------------------------------------------------------------------
+
+
+def _build(x):
+    """Link, protocols and analyses from a tuple of valid parameters (fixed shapes and dtypes, so
+    every example reuses the compiled functions above)."""
+    (length, eff, log_dark, mis, mu1, f2, f3, p1, p2, pz, log_n, log_eps, use_kappa) = (
+        np.float64(v) for v in x)
+    link = qmc.Link(qmc.WeakCoherentSource(), qmc.Fiber(length_km=length),
+                    qmc.ThresholdDetectors(eff, 10.0**log_dark, mis))
+    mu3 = 0.45 * mu1 * f2 * f3  # then mu1 - 2 mu3 >= 0.1 mu1, so mu1 > mu2 + mu3 > 2 mu3
+    mu2 = mu3 + (mu1 - 2.0 * mu3) * f2 * 0.98
+    prot3 = qmc.DecoyBB84((mu1, mu2, mu3), (p1, (1.0 - p1) * p2, (1.0 - p1) * (1.0 - p2)), pz, "Z")
+    prot2 = qmc.DecoyBB84((mu1, mu2), (p1, 1.0 - p1), pz, "Z")
+    common = dict(eps_sec=10.0**log_eps, eps_cor=1e-15, block_size=10.0**log_n,
+                  kappa=1e-15 if use_kappa > 0.5 else 0.0)
+    return link, prot3, prot2, FiniteLim2014(**common), FiniteRusca2018(**common)
+
+
+_params = st.tuples(
+    st.floats(0.0, 300.0),  # length_km
+    st.floats(0.0, 1.0),  # efficiency (0: no detections)
+    st.floats(-12.0, -2.0),  # log10 p_dark
+    st.floats(0.0, 0.5),  # misalignment
+    st.floats(1e-3, 2.0),  # mu1
+    st.floats(0.01, 1.0),  # mu2 share
+    st.floats(0.0, 1.0),  # mu3 share (0: vacuum)
+    st.floats(0.01, 0.99), st.floats(0.01, 0.99),  # probabilities
+    st.floats(0.01, 0.99),  # p_z
+    st.floats(0.0, 14.0),  # log10 block size
+    st.floats(-20.0, -1.0),  # log10 eps_sec
+    st.floats(0.0, 1.0),  # kappa on/off
+)
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_params)
+def test_no_nan_on_random_valid_parameters(values):
+    link, prot3, prot2, lim, rusca = _build(values)
+    for obj in (link, prot3, prot2, lim, rusca):
+        qmc.validate(obj)
+    lim.validate_protocol(prot3)
+    rusca.validate_protocol(prot2)
+    cases = [(lim, prot3), (rusca, prot2), (AsymptoticTwoDecoy(), prot3), (AsymptoticOneDecoy(), prot2)]
+    for analysis, protocol in cases:
+        out = key_rate(analysis, link, protocol)
+        assert _leaves_finite(out)
+        assert float(out.rate) >= 0.0 and math.isfinite(float(out.rate))
+        assert (float(out.rate) > 0) == (int(out.reason) == 0)
+    for analysis, protocol in cases[:2]:
+        _, grads = rate_and_grad(analysis, link, protocol)
+        assert all(np.all(np.isfinite(np.asarray(g))) for g in jax.tree_util.tree_leaves(grads))
+
+
+def test_no_nan_at_degenerate_and_invalid_points():
+    # Inside a sweep an invalid point gives rate 0 and a reason, never NaN (values or gradients).
+    lim = FiniteLim2014(block_size=1e6)
+    dark = qmc.Link(detector=qmc.ThresholdDetectors(efficiency=0.0, p_dark=0.0, misalignment=0.0))
+    out = key_rate(lim, dark, PROT3)
+    assert float(out.rate) == 0.0 and REASONS[int(out.reason)] == "no detections" and _leaves_finite(out)
+    assert _leaves_finite(rate_and_grad(lim, dark, PROT3))
+    # No errors at all (p_dark = 0, e_d = 0, mu3 vacuum): the phase-error term at b = 0
+    vac = dataclasses.replace(PROT3, intensities=np.asarray([0.45, 0.15, 0.0]))
+    clean = qmc.Link(detector=qmc.ThresholdDetectors(0.1, 0.0, 0.0))
+    out = key_rate(lim, clean, vac)
+    assert _leaves_finite(out) and float(out.rate) > 0
+    assert _leaves_finite(rate_and_grad(lim, clean, vac))
+    bad = [
+        dataclasses.replace(PROT3, probabilities=np.asarray([0.9, 0.1, 0.0])),  # p_k = 0
+        dataclasses.replace(PROT3, p_z=1.0),  # no test basis
+        dataclasses.replace(PROT3, intensities=np.asarray([0.2, 0.15, 0.1])),  # mu1 < mu2 + mu3
+    ]
+    for prot in bad:
+        out = key_rate(lim, LINK50, prot)
+        assert float(out.rate) == 0.0 and REASONS[int(out.reason)] == "invalid parameters"
+        assert _leaves_finite(out) and _leaves_finite(rate_and_grad(lim, LINK50, prot))
+    for analysis in (dataclasses.replace(lim, eps_sec=0.0), dataclasses.replace(lim, block_size=-1.0)):
+        out = key_rate(analysis, LINK50, PROT3)
+        assert float(out.rate) == 0.0 and _leaves_finite(out)
+
+
+@pytest.mark.parametrize("analysis, protocol", [
+    (FiniteLim2014(block_size=1e7, eps_sec=1e-10), PROT3),
+    (FiniteLim2014(block_size=1e7, kappa=1e-15), PROT3),
+    (FiniteRusca2018(block_size=1e7, eps_sec=1e-10), PROT2),
+])
+def test_gradient_matches_finite_differences(analysis, protocol):
+    # Interior point (positive rate, every bound away from its guard): d rate / d (mu1, mu2, p_z,
+    # p_mu1, length) against central differences (steps small against each parameter's scale).
+    rate0, (g_link, g_prot) = rate_and_grad(analysis, LINK50, protocol)
+    assert float(rate0) > 0
+    k = protocol.n_intensities
+    shift = np.zeros(k)
+    shift[0], shift[-1] = 1.0, -1.0  # move weight from the last intensity to the signal: sum stays 1
+    # (name, (link, protocol) perturbed by t, step, analytic derivative along that direction)
+    mu, probs = np.asarray(protocol.intensities), np.asarray(protocol.probabilities)
+    cases = [
+        ("mu1", lambda t: (LINK50, replace_path(protocol, "intensities.0", mu[0] + t)), 1e-5,
+         g_prot.intensities[0]),
+        ("mu2", lambda t: (LINK50, replace_path(protocol, "intensities.1", mu[1] + t)), 1e-5,
+         g_prot.intensities[1]),
+        ("p_z", lambda t: (LINK50, dataclasses.replace(protocol, p_z=protocol.p_z + t)), 1e-6, g_prot.p_z),
+        ("p_mu1", lambda t: (LINK50, dataclasses.replace(protocol, probabilities=probs + t * shift)), 1e-6,
+         np.dot(np.asarray(g_prot.probabilities), shift)),
+        ("length", lambda t: (replace_path(LINK50, "channel.length_km", 50.0 + t), protocol), 1e-4,
+         g_link.channel.length_km),
+    ]
+    for name, at, h, g in cases:
+        fd = (key_rate(analysis, *at(h)).rate - key_rate(analysis, *at(-h)).rate) / (2 * h)
+        # central differences: truncation ~ h^2 |f'''| and rounding ~ 1e-16 |f| / h stay below 1e-6
+        assert float(g) == pytest.approx(float(fd), rel=1e-5, abs=1e-9 * float(rate0)), name
+
+
+@pytest.mark.parametrize("analysis, protocol", [
+    (FiniteLim2014(block_size=1e6, kappa=1e-15), PROT3),
+    (FiniteRusca2018(block_size=1e6, eps_sec=1e-9), PROT2),
+])
+def test_observed_counts_match_expected_counts(analysis, protocol):
+    # A Tally with exactly the expected counts gives exactly the expected-count rate: this is the
+    # path Monte Carlo tallies take (Observations.from_counts -> key_rate_from_observations).
+    expected = key_rate(analysis, LINK50, protocol)
+    n_pulses = float(expected.n_pulses)
+    pb = np.asarray([protocol.p_z, 1.0 - protocol.p_z])
+    sent = n_pulses * np.einsum("k,a,b,x->kabx", np.asarray(protocol.probabilities), pb, pb, np.full(2, 0.5))
+    counts = np.asarray(exact.outcome_table(LINK50, protocol)) * sent[..., None]  # (k, 2, 2, 2, 4)
+    obs = Observations.from_counts(counts, sent)
+    observed, estimated = rates_from_counts(analysis, obs, protocol, n_pulses)
+    assert float(observed.rate) == pytest.approx(float(expected.rate), rel=1e-9)
+    assert float(observed.n_key) == pytest.approx(float(analysis.block_size), rel=1e-9)
+    # Without the pulse total, it is estimated from the matched-basis pulses (exact here).
+    assert float(estimated.n_pulses) == pytest.approx(n_pulses, rel=1e-9)
+
+
+def test_kappa_fixed_point_and_security_terms():
+    out = key_rate(FiniteLim2014(block_size=1e8, kappa=1e-15), LINK50, PROT3)
+    assert float(out.eps_sec) == pytest.approx(1e-15 * float(out.key_length), rel=1e-6)
+    fixed = key_rate(FiniteLim2014(block_size=1e8, eps_sec=float(out.eps_sec)), LINK50, PROT3)
+    assert float(fixed.key_length) == pytest.approx(float(out.key_length), rel=1e-9)
+    assert isinstance(out, FiniteKeyRate) and isinstance(out, qmc.KeyRate)
+    # Counts scale with the block: N = n_X / P(key-basis detection)
+    counts = DecoyCounts.expected(exact.observations(LINK50, PROT3), PROT3, 1e8)
+    assert float(jnp.sum(counts.detections[:, 0])) == pytest.approx(1e8)
+    assert float(out.n_pulses) == pytest.approx(float(counts.n_pulses))
+
+
+def _with(protocol, **fields):
+    return dataclasses.replace(protocol, **{k: np.asarray(v) for k, v in fields.items()})
+
+
+@pytest.mark.parametrize("analysis, protocol, text", [
+    (FiniteLim2014(), _with(PROT3, intensities=[0.3, 0.2, 0.15]), "mu1 > mu2 + mu3"),
+    (FiniteLim2014(), _with(PROT3, intensities=[0.5, 0.1, 0.1]), "mu2 > mu3 >= 0"),
+    (FiniteLim2014(), PROT2, "needs 3 intensities"),
+    (FiniteLim2014(), dataclasses.replace(PROT3, key_basis="both"), "key_basis 'Z'"),
+    (FiniteLim2014(), _with(PROT3, probabilities=[0.9, 0.1, 0.0]), "probability > 0"),
+    (FiniteLim2014(), dataclasses.replace(PROT3, p_z=1.0), "0 < p_z < 1"),
+    (FiniteRusca2018(), _with(PROT2, intensities=[0.5, 0.0]), "mu1 > mu2 > 0"),
+    (AsymptoticTwoDecoy(), _with(PROT3, intensities=[0.3, 0.2, 0.15]), "mu1 > mu2 + mu3"),
+])
+def test_intensity_constraints_are_validated(analysis, protocol, text):
+    with pytest.raises(qmc.ValidationError, match="protocol.") as err:
+        analysis.validate_protocol(protocol)
+    assert text in str(err.value) and analysis.name in str(err.value)
+    if protocol.n_intensities == analysis.n_intensities and protocol.key_basis == "Z":
+        assert float(key_rate(analysis, LINK50, protocol).rate) == 0.0  # traced: rate 0
+
+
+def test_analysis_checks_and_registry():
+    for name in ("finite_lim2014", "finite_rusca2018", "asymptotic_two_decoy", "asymptotic_one_decoy"):
+        assert qmc.ANALYSES[name].name == name
+    with pytest.raises(qmc.ValidationError, match="eps_sec"):
+        qmc.validate(FiniteLim2014(eps_sec=0.0))
+    with pytest.raises(qmc.ValidationError, match="block_size"):
+        qmc.validate(FiniteRusca2018(block_size=0.0))
+    qmc.validate(FiniteLim2014())
+    FiniteLim2014().validate_protocol(PROT3)
+    FiniteRusca2018().validate_protocol(PROT2)
+
+
+def test_study_rows_have_the_documented_columns():
+    rows = fs.finite_key_vs_distance(LINK50, [0.0, 20.0, 40.0, 60.0], [1e6], **EXACT_KW)
+    assert [r["block_size"] for r in rows] == [1e6] * 4 + [math.inf] * 4
+    for key in ("length_km", "block_size", "key_rate", "mu1", "mu2", "mu3", "p_mu1", "p_mu2", "p_mu3", "p_z"):
+        assert key in rows[0]
+    assert rows[0]["key_rate"] > 0 and rows[0]["reason"] == "ok"
+    prot = fs.protocol_from_row(rows[0])
+    qmc.validate(prot)
+    FiniteLim2014().validate_protocol(prot)
+
+
+def test_monte_carlo_sessions_through_the_same_analysis():
+    # Fixed-N sessions drawn with numpy (stand-in for the block engine's Tallies): the mean key
+    # length agrees with the expected-count key length within 5 standard errors (the bounds are
+    # smooth in the counts, so the Jensen bias is far below the error: qmc 0.3 sigma at S = 400).
+    analysis = FiniteLim2014(block_size=1e7, kappa=1e-15)
+    reference = key_rate(analysis, LINK50, PROT3)
+    n_pulses = int(float(reference.n_pulses))
+    pb = np.asarray([PROT3.p_z, 1.0 - PROT3.p_z])
+    class_p = np.einsum("k,a,b,x->kabx", np.asarray(PROT3.probabilities), pb, pb, np.full(2, 0.5))
+    table = np.asarray(exact.outcome_table(LINK50, PROT3)).reshape(-1, 4)
+    rng = np.random.default_rng(6)
+    sessions = 200
+    sent = rng.multinomial(n_pulses, class_p.ravel(), size=sessions)  # (S, classes)
+    counts = np.stack([[rng.multinomial(n, p) for n, p in zip(row, table)] for row in sent])
+    res = fs.session_key_lengths(analysis, PROT3, counts.reshape((sessions,) + class_p.shape + (4,)),
+                                 sent.reshape((sessions,) + class_p.shape))
+    assert not res["abort"].any()
+    assert np.all(res["n_pulses"] == n_pulses)
+    mean, sd = res["key_length"].mean(), res["key_length"].std()
+    assert abs(mean - float(reference.key_length)) < 5 * sd / math.sqrt(sessions)
+    # a phase-error tolerance below every session's bound aborts them all
+    strict = fs.session_key_lengths(analysis, PROT3, counts.reshape((sessions,) + class_p.shape + (4,)),
+                                    sent.reshape((sessions,) + class_p.shape), phase_error_tolerance=1e-3)
+    assert strict["abort"].all() and np.all(strict["key_length"] == 0)
