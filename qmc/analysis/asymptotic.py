@@ -173,7 +173,7 @@ class NoDecoy(_Analysis):
 
         source = WeakCoherentSource() if source is None else source
         mu = jnp.asarray(protocol.intensities)[0]
-        p_multi = 1.0 - source.photon_number_pmf(mu, 0) - source.photon_number_pmf(mu, 1)
+        p_multi = source.p_multi(mu)
         gain, qber = _signal(obs)
         q1 = gain - p_multi
         q1_ok = q1 > 0
