@@ -1,0 +1,352 @@
+"""Pulse engine: per-pulse Monte Carlo in fixed-size chunks, tallies reduced inside each chunk.
+
+Pulses are simulated in **blocks** of ``block_pulses`` (2**20 by default), the unit of key folding:
+block ``b`` draws its words from a Philox key folded from (key, purpose, b), so every pulse's
+random words depend only on the seed, the config and its index, never on how the work is chunked.
+A **chunk** is a whole number of blocks (``vmap`` over blocks), reduced to int32 counts per cell
+(``segment_sum``) and added into an int64 tally carried by a ``lax.fori_loop`` over chunks whose
+trip count is a traced value: memory is set by the chunk, never by ``n_pulses``, and a new
+``n_pulses`` does not recompile. Pulses past ``n_pulses`` in the last block are dropped, so a run
+of N pulses tallies exactly the first N pulses of any longer run with the same key.
+
+Two paths (static field ``path``):
+
+* ``"fast"``: each pulse's (class, outcome) cell is drawn from the exact engine's joint table
+  P(class) P(outcome | class) with **one 32-bit word per pulse**, compared with the upper words of
+  64-bit fixed-point thresholds; the rare pulses whose word equals a threshold's upper word (about
+  n_cells * 2**-32 per pulse) get a second word and an exact 64-bit comparison. Every cell
+  probability, p_dark = 1e-9 included, is resolved to about 2**-64. This is the path that
+  correlated effects (afterpulsing, dead time) will build on: the per-pulse cell array is there.
+* ``"physical"``: independent of the exact engine's formulas. Alice's class by one word; her
+  photon number by inversion of the source's photon-number distribution with a 64-bit uniform;
+  each photon independently lost or routed to a detector (matched basis: Alice's detector with
+  probability 1 - e_d; mismatched: either with 1/2), one word per photon (photons beyond the
+  second, 1.4 % of pulses at mu = 0.48, on a compacted list); dark counts of each detector as a
+  Bernoulli process drawn as geometric gaps (counts placed at their positions, p_dark realized to
+  2**-53); a detector fires on a photon or a dark count. Only the ``threshold`` click model is
+  physical (``ma2005`` is a linear model of the gains).
+
+Hidden counts (``photon_counts=True``) split every cell by the photon number Alice sent (0, 1, 2+):
+the physical path counts them; the fast path draws from the joint table with photon bins.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import ClassVar
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from qmc._pytree import pytree_dataclass, static
+from qmc.engines import exact, sampling
+from qmc.engines.tally import Tally, photon_outcome_table
+from qmc.validation import Range, Rule
+
+__all__ = ["PulseEngine", "simulate", "default_chunk", "PATHS"]
+
+PATHS = ("fast", "physical")
+PURPOSE_FAST = 0xFA57
+PURPOSE_PHYSICAL = 0x9415
+
+# Philox streams within a block (each stream is a sequence of block_pulses words).
+_S_CELL, _S_CELL_LO = 0, 1  # fast path: the cell word and its rare lower word
+_S_CLASS, _S_CLASS_LO, _S_NPH_HI, _S_NPH_LO = 0, 1, 2, 3  # physical: class, photon number
+_S_DARK = 8  # physical: dark counts of detector d use stream 8 + d
+_S_FATE = 16  # physical: photon j's fate uses stream 16 + 2 j, its rare lower word 17 + 2 j
+
+
+def default_chunk(block_pulses: int) -> int:
+    """Pulses per chunk for the default backend: one block on a CPU, 16 on an accelerator."""
+    return block_pulses * (1 if jax.default_backend() == "cpu" else 16)
+
+
+def _word_position(i, block_pulses: int):
+    return jnp.divmod(i, block_pulses // 4)
+
+
+def _cell_fast(pkey, block_pulses: int, t_hi, t_lo):
+    """Cells of one block on the fast path: one word per pulse, rare exact fix-ups."""
+    w = sampling.words(pkey, block_pulses, _S_CELL)
+    cell, amb = sampling.categorical(w, t_hi)
+
+    def resolve(i):
+        w_lo = sampling.word_at(pkey, _word_position(i, block_pulses), _S_CELL_LO)
+        return sampling.categorical_exact(w[i], w_lo, t_hi, t_lo)
+
+    return sampling.fix_ambiguous(cell, amb, resolve)
+
+
+def _select_rows(row, table):
+    """table[row] for a small static table (R, ...) by a where-chain (a gather would stop XLA:CPU
+    from vectorizing the surrounding loop)."""
+    out = jnp.broadcast_to(table[0], row.shape + table.shape[1:])
+    for r in range(1, table.shape[0]):
+        out = jnp.where((row == r).reshape(row.shape + (1,) * (table.ndim - 1)), table[r], out)
+    return out
+
+
+def _lt64(w_hi, w_lo, t_hi, t_lo):
+    """64-bit comparison (w_hi, w_lo) < (t_hi, t_lo), t_hi in [0, 2**32] and t_lo (int64)."""
+    h = w_hi.astype(jnp.int64)
+    return (h < t_hi) | ((h == t_hi) & (w_lo.astype(jnp.int64) < t_lo))
+
+
+def _physical_tables(link, protocol, max_photons: int):
+    """Threshold tables of the physical path (64-bit fixed point as (hi, lo) int64 pairs).
+
+    Returns:
+        ``t_class`` (thresholds of the 8k classes), ``(s_hi, s_lo)`` of P(n > j | mu_k), shape
+        (k, max_photons), and ``t_fate`` of the photon fates (detector 0, detector 1, lost) for
+        the routing rows (bit 0 matched, bit 1 matched, mismatched), shape (3, 2) each.
+    """
+    t_class = sampling.thresholds64(protocol.class_probabilities().ravel())  # (8k - 1,)
+    # P(n > j | mu_k) for j = 0 .. max_photons - 1, as suffix sums of the source's pmf (relative
+    # precision kept for tiny tails); photons beyond max_photons are cut (see PulseEngine).
+    n = jnp.arange(max_photons + 8, dtype=jnp.float64)
+    mu = jnp.asarray(protocol.intensities, jnp.float64)
+    pmf = link.source.photon_number_pmf(mu[:, None], n[None, :])  # (k, J + 8)
+    tail = jnp.cumsum(pmf[:, ::-1], axis=1)[:, ::-1]  # P(n >= j)
+    more = jnp.clip(tail[:, 1: max_photons + 1], 0.0, 1.0)  # P(n > j), (k, J)
+    s_hi = jnp.floor(more * 2.0**32)
+    s_lo = jnp.floor((more * 2.0**32 - s_hi) * 2.0**32)
+    # Photon fate: (detector 0, detector 1, lost). Routing rows: bit 0 matched (detector 0 with
+    # 1 - e_d), bit 1 matched (detector 0 with e_d), mismatched (either with 1/2).
+    eta = link.transmittance()
+    e_d = link.detector.misalignment
+    f0 = jnp.stack([1.0 - e_d, e_d, jnp.full_like(e_d, 0.5)])
+    fate = jnp.stack([eta * f0, eta * (1.0 - f0), jnp.broadcast_to(1.0 - eta, (3,))], axis=-1)
+    t_fate = sampling.thresholds64(fate)  # (3, 2) each
+    return t_class, (s_hi.astype(jnp.int64), s_lo.astype(jnp.int64)), t_fate
+
+
+def _cell_physical(pkey, block_pulses: int, link, tables, max_photons: int, photon_bins: bool):
+    """Cells of one block on the physical path.
+
+    Photons 0 and 1 of every pulse are handled on the whole block (one fate word each, rare exact
+    fix-ups); the few pulses with 3 or more photons (1.4 % at mu = 0.48) are compacted and their
+    further photons drawn from the same words (``word_at``), with exact 64-bit comparisons.
+    """
+    t_class, (s_hi, s_lo), (f_hi, f_lo) = tables
+    w = sampling.words(pkey, block_pulses, _S_CLASS)
+    cls, amb = sampling.categorical(w, t_class[0])
+
+    def resolve_class(i):
+        w_lo = sampling.word_at(pkey, _word_position(i, block_pulses), _S_CLASS_LO)
+        return sampling.categorical_exact(w[i], w_lo, t_class[0], t_class[1])
+
+    cls = sampling.fix_ambiguous(cls, amb, resolve_class)
+    k_idx = cls // 8
+    a, b, x = (cls // 4) % 2, (cls // 2) % 2, cls % 2
+    route = jnp.where(a == b, x, 2)  # routing row: 0 / 1 matched by Alice's bit, 2 mismatched
+    v_hi = sampling.words(pkey, block_pulses, _S_NPH_HI)
+    v_lo = sampling.words(pkey, block_pulses, _S_NPH_LO)
+
+    def has_photon(j, kk, vh, vl):  # photon j exists: n > j
+        return _lt64(vh, vl, _select_rows(kk, s_hi[:, j]), _select_rows(kk, s_lo[:, j]))
+
+    f_hi32 = jnp.minimum(f_hi, 0xFFFFFFFF).astype(jnp.uint32)  # (3, 2)
+    t0 = _select_rows(route, f_hi32[:, 0])
+    t1 = _select_rows(route, f_hi32[:, 1])
+    det0 = jnp.zeros(block_pulses, bool)
+    det1 = jnp.zeros(block_pulses, bool)
+    n_ph = jnp.zeros(block_pulses, jnp.int32)
+    for j in range(min(2, max_photons)):
+        has = has_photon(j, k_idx, v_hi, v_lo)
+        stream = _S_FATE + 2 * j
+        u = sampling.words(pkey, block_pulses, stream)
+        fate = (u >= t0).astype(jnp.int32) + (u >= t1).astype(jnp.int32)
+        amb = has & (fate > 0) & (u == jnp.where(fate == 2, t1, t0))
+
+        def resolve_fate(i, u=u, stream=stream):
+            u_lo = sampling.word_at(pkey, _word_position(i, block_pulses), stream + 1)
+            return sampling.categorical_exact(u[i], u_lo, f_hi[route[i]], f_lo[route[i]])
+
+        fate = sampling.fix_ambiguous(fate, amb, resolve_fate)
+        det0 = det0 | (has & (fate == 0))
+        det1 = det1 | (has & (fate == 1))
+        n_ph = n_ph + has.astype(jnp.int32)
+
+    if max_photons > 2:
+        det0, det1, n_ph = _more_photons(
+            pkey, block_pulses, has_photon(2, k_idx, v_hi, v_lo), (k_idx, route, v_hi, v_lo),
+            has_photon, (f_hi, f_lo), (det0, det1, n_ph), max_photons,
+        )
+    p_dark = link.detector.p_dark
+    dark0 = sampling.geometric_positions(pkey, _S_DARK, p_dark, block_pulses)
+    dark1 = sampling.geometric_positions(pkey, _S_DARK + 1, p_dark, block_pulses)
+    outcome = (det0 | dark0).astype(jnp.int32) + 2 * (det1 | dark1).astype(jnp.int32)
+    if photon_bins:
+        return (cls * 3 + jnp.minimum(n_ph, 2)) * 4 + outcome
+    return cls * 4 + outcome
+
+
+def _more_photons(pkey, block_pulses, candidates, pulse, has_photon, fate_table, state, max_photons):
+    """Photons 2, 3, ... of the pulses that have them, ``buf`` pulses at a time."""
+    k_idx, route, v_hi, v_lo = pulse
+    f_hi, f_lo = fate_table
+    buf = max(64, block_pulses // 16)
+
+    def one_batch(carry):
+        cand, det0, det1, n_ph = carry
+        (idx,) = jnp.nonzero(cand, size=buf, fill_value=block_pulses)
+        valid = idx < block_pulses
+        gi = jnp.minimum(idx, block_pulses - 1)
+        kk, rr, vh, vl = k_idx[gi], route[gi], v_hi[gi], v_lo[gi]
+        pos = _word_position(gi, block_pulses)
+        th, tl = f_hi[rr], f_lo[rr]  # (buf, 2)
+
+        def photon(c):
+            j, d0, d1, n, _ = c
+            has = valid & has_photon(j, kk, vh, vl)
+            stream = (_S_FATE + 2 * j).astype(jnp.uint32)
+            u_hi = sampling.word_at(pkey, pos, stream)
+            u_lo = sampling.word_at(pkey, pos, stream + 1)
+            fate = sampling.categorical_exact(u_hi, u_lo, th, tl)
+            return (j + 1, d0 | (has & (fate == 0)), d1 | (has & (fate == 1)), n + has.astype(jnp.int32), jnp.any(has))
+
+        zero = jnp.zeros(buf, bool)
+        init = (jnp.int32(2), zero, zero, jnp.zeros(buf, jnp.int32), jnp.asarray(True))
+        _, d0, d1, n, _ = lax.while_loop(lambda c: c[4] & (c[0] < max_photons), photon, init)
+        det0 = det0.at[idx].set(det0[gi] | d0, mode="drop")
+        det1 = det1.at[idx].set(det1[gi] | d1, mode="drop")
+        n_ph = n_ph.at[idx].add(n, mode="drop")
+        cand = cand.at[idx].set(False, mode="drop")
+        return cand, det0, det1, n_ph
+
+    _, det0, det1, n_ph = lax.while_loop(lambda c: jnp.any(c[0]), one_batch, (candidates,) + state)
+    return det0, det1, n_ph
+
+
+@functools.partial(
+    jax.jit, static_argnames=("path", "chunk", "block_pulses", "photon_counts", "max_photons")
+)
+def simulate(key, link, protocol, n_pulses, *, path: str = "fast", chunk: int = 2**20,
+             block_pulses: int = 2**20, photon_counts: bool = False, max_photons: int = 32) -> Tally:
+    """Tally of ``n_pulses`` independent pulses over ``link`` (see the module docstring).
+
+    Args:
+        key: JAX PRNG key (the only source of randomness).
+        link, protocol: :class:`qmc.Link` and :class:`qmc.DecoyBB84`.
+        n_pulses: emitted pulses (traced int64; below 2**52).
+        path: ``"fast"`` or ``"physical"``.
+        chunk: pulses per loop step, a whole number of blocks (memory scales with it).
+        block_pulses: pulses per key-folding block (a multiple of 4; fixed for reproducibility).
+        photon_counts: also tally hidden counts by photon number sent (0, 1, 2+).
+        max_photons: physical path, photons per pulse simulated at most (the cut tail
+            P(n > 32) is below 1e-16 for mu <= 5, 1e-25 for mu <= 2).
+
+    Returns:
+        :class:`Tally` (int64 counts).
+    """
+    if path not in PATHS:
+        raise ValueError(f"path = {path!r}: must be one of {PATHS}")
+    if chunk % block_pulses or chunk <= 0 or block_pulses % 4:
+        raise ValueError(f"chunk = {chunk} must be a positive multiple of block_pulses = {block_pulses} (a multiple of 4)")
+    if chunk >= 2**31:
+        raise ValueError(f"chunk = {chunk}: must be below 2**31 (int32 counts per chunk)")
+    k = jnp.shape(protocol.intensities)[0]
+    blocks_per_chunk = chunk // block_pulses
+    n_pulses = jnp.asarray(n_pulses, jnp.int64)
+    if path == "fast":
+        purpose = PURPOSE_FAST
+        if photon_counts:
+            joint = protocol.class_probabilities()[..., None, None] * photon_outcome_table(link, protocol)
+        else:
+            joint = protocol.class_probabilities()[..., None] * exact.outcome_table(link, protocol)
+        t_hi, t_lo = sampling.thresholds64(joint.ravel())
+        n_cells = joint.size
+
+        def cells_of(pkey):
+            return _cell_fast(pkey, block_pulses, t_hi, t_lo)
+
+    else:
+        if link.detector.click_model != "threshold":
+            raise ValueError(
+                f"the physical path simulates threshold detectors; detector.click_model = "
+                f"{link.detector.click_model!r} is a linear model (use path='fast')"
+            )
+        purpose = PURPOSE_PHYSICAL
+        tables = _physical_tables(link, protocol, max_photons)
+        n_cells = 8 * k * (12 if photon_counts else 4)
+
+        def cells_of(pkey):
+            return _cell_physical(pkey, block_pulses, link, tables, max_photons, photon_counts)
+
+    base = jax.random.fold_in(key, purpose)
+    index = jnp.arange(block_pulses, dtype=jnp.int64)
+
+    def block_hist(b):
+        pkey = sampling.philox_key(base, b.astype(jnp.uint32))
+        cell = cells_of(pkey)
+        valid = index < n_pulses - b * block_pulses
+        cell = jnp.where(valid, cell, n_cells)  # pulses past n_pulses go to a dropped bin
+        return jax.ops.segment_sum(jnp.ones_like(cell), cell, n_cells + 1)[:n_cells]
+
+    def chunk_body(c, total):
+        blocks = c * blocks_per_chunk + jnp.arange(blocks_per_chunk, dtype=jnp.int64)
+        hist = jax.vmap(block_hist)(blocks).sum(axis=0, dtype=jnp.int32)  # < 2**31 per chunk
+        return total + hist.astype(jnp.int64)
+
+    n_chunks = (n_pulses + chunk - 1) // chunk
+    total = lax.fori_loop(jnp.int64(0), n_chunks, chunk_body, jnp.zeros(n_cells, jnp.int64))
+    if photon_counts:
+        pc = total.reshape(k, 2, 2, 2, 3, 4)
+        return Tally(pc.sum(axis=-2), pc)
+    return Tally(total.reshape(k, 2, 2, 2, 4))
+
+
+@pytree_dataclass
+class PulseEngine:
+    """Per-pulse Monte Carlo (see the module docstring).
+
+    Args:
+        n_pulses: emitted pulses per sweep point.
+        chunk: pulses per loop step, a multiple of ``block_pulses``; ``None`` chooses by device
+            (the numbers do not depend on it).
+        path: ``"fast"`` (exact probabilities, one word per pulse) or ``"physical"``.
+        block_pulses: pulses per key-folding block; changing it changes the numbers.
+        photon_counts: also tally hidden counts by photon number sent.
+        max_photons: physical path, photons per pulse simulated at most (P(n > 32) < 1e-16
+            for mu <= 5).
+
+    Randomness: one key; words are folded by purpose (path) and by block of ``block_pulses``
+    pulses, so ``chunk`` never changes the numbers and the same seed and config give the same
+    numbers on the same backend (the Philox arithmetic is also the same on every backend).
+    """
+
+    n_pulses: int = static(10**8)
+    chunk: int | None = static(None)
+    path: str = static("fast")
+    block_pulses: int = static(2**20)
+    photon_counts: bool = static(False)
+    max_photons: int = static(32)
+    name: ClassVar[str] = "pulse"
+
+    def checks(self):
+        return [
+            Range("n_pulses", 0.0, 2.0**52, hi_open=True),
+            Rule("path", lambda e, xp: xp.asarray(e.path in PATHS), f"must be one of {', '.join(PATHS)}"),
+            Rule("block_pulses", lambda e, xp: xp.asarray(e.block_pulses > 0 and e.block_pulses % 4 == 0),
+                 "must be a positive multiple of 4"),
+            Rule("chunk", lambda e, xp: xp.asarray(
+                e.chunk is None or (e.chunk > 0 and e.chunk % e.block_pulses == 0 and e.chunk < 2**31)),
+                "must be None or a positive multiple of block_pulses below 2**31"),
+        ]
+
+    def resolved_chunk(self) -> int:
+        return default_chunk(self.block_pulses) if self.chunk is None else int(self.chunk)
+
+    def tally(self, key, link, protocol) -> Tally:
+        """Tally of ``n_pulses`` pulses."""
+        return simulate(
+            key, link, protocol, jnp.asarray(self.n_pulses, jnp.int64), path=self.path,
+            chunk=self.resolved_chunk(), block_pulses=int(self.block_pulses),
+            photon_counts=bool(self.photon_counts), max_photons=int(self.max_photons),
+        )
+
+    def observations(self, key, link, protocol):
+        """Observed gains and error gains."""
+        return self.tally(key, link, protocol).observations()
+
