@@ -166,3 +166,78 @@ def decoy_bb84_mc_rows(
                 })
     return rows
 
+
+
+# --------------------------------------------------------------------------------------------
+# The `qmc experiment=decoy_bb84_mc` study (registered in qmc.studies' registry)
+# --------------------------------------------------------------------------------------------
+
+MC_COLUMNS = (
+    "length_km", "engine", "path", "intensity_index", "intensity", "class_probability", "basis",
+    "n_pulses", "n_sent", "n_detected", "gain", "gain_stderr", "gain_lo", "gain_hi", "gain_exact",
+    "qber", "qber_stderr", "qber_exact", "key_rate", "key_rate_stderr", "key_rate_lo", "key_rate_hi",
+    "key_rate_exact", "key_rate_reason", "confidence", "seconds",
+)
+
+
+def _run_decoy_bb84_mc(spec):
+    """Registry adapter: one chunk per fiber length, so an interrupted run keeps finished lengths.
+
+    Reads ``sweep.length_km``, ``engine`` (``n_pulses``, ``path``, ``chunk``), ``mc.engines``,
+    ``mc.confidence``, ``analysis.variants`` (the first observation-based one; default vacuum +
+    weak) and ``seed``. Every length gets its own key (``fold_in(seed key, length index)``).
+    """
+    from qmc.studies import Chunk, axis_values
+    from qmc.validation import ValidationError
+
+    sweep = spec.get("sweep") or {}
+    if sweep.get("length_km") is None:
+        raise ValidationError("sweep.length_km: missing (give values, or start, stop and step)")
+    lengths = axis_values(sweep["length_km"], "sweep.length_km")
+    engine = dict(spec.get("engine") or {})
+    mc = dict(spec.get("mc") or {})
+    engines = tuple(mc.get("engines") or ENGINES)
+    for name in engines:
+        if name not in ENGINES:
+            raise ValidationError(f"mc.engines: {name!r} is not one of {', '.join(ENGINES)}")
+    n_pulses = int(float(engine.get("n_pulses", DEFAULT_N_PULSES)))
+    path = str(engine.get("path", "fast"))
+    chunk = engine.get("chunk")
+    pulse = PulseEngine(n_pulses=n_pulses, chunk=None if chunk is None else int(chunk), path=path)
+    validate(pulse)  # a bad n_pulses / path / chunk stops here, before any compilation
+    variants = dict((spec.get("analysis") or {}).get("variants") or {})
+    usable = [a for a in variants.values() if getattr(type(a), "uses_observations", False)]
+    analysis = usable[0] if usable else VacuumWeak()
+    confidence = float(mc.get("confidence", 0.95))
+    if not 0.0 < confidence < 1.0:
+        raise ValidationError(f"mc.confidence = {confidence:g} is out of range: must be in (0, 1)")
+    link, protocol = spec["link"], spec["protocol"]
+    validate(link)
+    validate(protocol)
+    root = jax.random.key(int(spec.get("seed", 0) or 0))
+
+    def chunks():
+        for i, length in enumerate(lengths):
+            rows = decoy_bb84_mc_rows(
+                jax.random.fold_in(root, i), link, protocol, [float(length)], engines, n_pulses,
+                path=path, chunk=pulse.chunk, analysis=analysis, confidence=confidence,
+            )
+            yield Chunk(rows, i, len(lengths))
+
+    return chunks()
+
+
+def _mc_figure(rows, ax=None, **kwargs):
+    from qmc.plots.mc import engines_vs_exact
+
+    return engines_vs_exact(rows, axes=ax, **kwargs)
+
+
+def _register() -> None:
+    from qmc.studies import Study, register
+
+    register(Study(name="decoy_bb84_mc", run=_run_decoy_bb84_mc, columns=MC_COLUMNS, figure=_mc_figure,
+                   figure_name="engines_vs_exact"))
+
+
+_register()
