@@ -12,18 +12,43 @@ Two click models (static field ``click_model``):
 * ``"ma2005"``: the linear model of Ma, Qi, Zhao, Lo, PRA 72, 012326 (2005), Eqs. (2)-(6):
   Q = Y0 + 1 - exp(-eta mu), E Q = e0 Y0 + e_d (1 - exp(-eta mu)) with e0 = 1/2 and
   Y0 = 1 - (1 - p_dark)^2, and no double clicks. Reproductions of Lo-Ma-Chen (2005) use it.
+
+Memory: afterpulsing and dead time (all off by default; see docs/correlated.md).
+
+* **Afterpulsing** (``p_afterpulse``, ``afterpulse_decay_gates`` = tau): a click leaves, with
+  total probability p_ap, a trapped carrier that is released j gates later with probability
+  (1 - r) r^(j - 1), j >= 1, r = exp(-1 / tau): one trap family with an exponential release law
+  (Cova, Lacaita, Ripamonti, IEEE Electron Device Lett. 12, 685 (1991); a single exponential is
+  the simplest form of the multi-trap models that Korzh et al., arXiv:1411.0653
+  show to be incomplete over long times). The release fires the detector that clicked (so it
+  repeats that detector's bit), unless that detector is dead then (the carrier is then lost);
+  an afterpulse is a click: it restarts dead time and can itself leave a trap (cascades).
+* **Dead time** (``dead_time_gates`` = d): after a click the detector ignores the next d gates.
+  ``dead_time_mode="common"`` (default) blanks both detectors after a click of either, the usual
+  countermeasure; ``"per_detector"`` blanks only the one that clicked, which opens the dead-time
+  attack of Weier et al., New J. Phys. 13, 073024 (2011).
+
+The pulse-by-pulse memory is simulated by :class:`qmc.engines.StreamEngine`; the exact engine
+applies the usual closed-form approximation (:func:`qmc.engines.exact.correlated_approximation`).
+Rates computed with either effect are *model rates*: the security proofs behind the analyses
+assume neither (:meth:`ThresholdDetectors.has_memory`).
 """
 
 from __future__ import annotations
 
 import math
 
+import jax.numpy as jnp
+
 from qmc._pytree import pytree_dataclass, static
 from qmc.validation import Range, Rule
 
-__all__ = ["ThresholdDetectors", "CLICK_MODELS", "p_dark_from_background_yield", "gys2004"]
+__all__ = [
+    "ThresholdDetectors", "CLICK_MODELS", "DEAD_TIME_MODES", "p_dark_from_background_yield", "gys2004",
+]
 
 CLICK_MODELS = ("threshold", "ma2005")
+DEAD_TIME_MODES = ("common", "per_detector")
 
 
 def p_dark_from_background_yield(y0: float) -> float:
@@ -40,12 +65,23 @@ class ThresholdDetectors:
         p_dark: dark-count (and afterglow-free background) probability per detector per gate.
         misalignment: e_d, probability that a photon hits the wrong detector in the matched basis.
         click_model: ``"threshold"`` (physical) or ``"ma2005"`` (Ma et al.'s linear model).
+        p_afterpulse: p_ap, total probability that a click is followed by an afterpulse (before
+            suppression by dead time), in [0, 1).
+        afterpulse_decay_gates: tau (gates), the release law's time constant: P(release at gate
+            offset j) = (1 - r) r^(j - 1), r = exp(-1 / tau); mean delay 1 / (1 - r) gates.
+        dead_time_gates: d, gates ignored after each click. The stream engine rounds it to an
+            integer; the exact engine's approximation uses the value as given.
+        dead_time_mode: ``"common"`` (both detectors) or ``"per_detector"``.
     """
 
     efficiency: float = 0.1
     p_dark: float = 1e-6
     misalignment: float = 0.01
     click_model: str = static("threshold")
+    p_afterpulse: float = 0.0
+    afterpulse_decay_gates: float = 1.0
+    dead_time_gates: float = 0.0
+    dead_time_mode: str = static("common")
 
     def checks(self):
         return [
@@ -57,7 +93,24 @@ class ThresholdDetectors:
                 lambda d, xp: xp.asarray(d.click_model in CLICK_MODELS),
                 f"must be one of {', '.join(CLICK_MODELS)}",
             ),
+            Range("p_afterpulse", 0.0, 1.0, hi_open=True),
+            Range("afterpulse_decay_gates", 0.0, 1e9, lo_open=True),
+            Range("dead_time_gates", 0.0, 2.0**30),
+            Rule(
+                "dead_time_mode",
+                lambda d, xp: xp.asarray(d.dead_time_mode in DEAD_TIME_MODES),
+                f"must be one of {', '.join(DEAD_TIME_MODES)}",
+            ),
         ]
+
+    def afterpulse_ratio(self):
+        """r = exp(-1 / tau): the probability that a pending trap is still held one gate later."""
+        return jnp.exp(-1.0 / jnp.asarray(self.afterpulse_decay_gates))
+
+    def has_memory(self) -> bool:
+        """Whether afterpulsing or dead time is on (concrete values only): rates are then model
+        rates, outside the assumptions of the security proofs."""
+        return bool(float(self.p_afterpulse) > 0.0 or float(self.dead_time_gates) > 0.0)
 
     @property
     def background_yield(self):

@@ -4,6 +4,12 @@
 Bob basis b (Z, X), Alice bit x, and Bob's outcome (no click, detector 0 only, detector 1 only,
 double click), each row conditioned on its pulse class. Differentiable and float64; the Monte
 Carlo engines use the same axes, and analyses read both through :class:`Observations`.
+
+Afterpulsing and dead time make pulses depend on each other, which a per-pulse table cannot hold.
+``outcome_table`` then applies the usual closed-form approximation
+(:func:`correlated_approximation`; the identity, bit for bit, when both are off), and
+:func:`memoryless_table` is the table without it (what the stream engine samples before it
+applies the detectors' memory pulse by pulse).
 """
 
 from __future__ import annotations
@@ -15,7 +21,10 @@ import jax.numpy as jnp
 from qmc.analysis.observations import Observations
 from qmc.sources import FockSource
 
-__all__ = ["outcome_table", "observations", "port_efficiencies", "photon_number_observations"]
+__all__ = [
+    "outcome_table", "memoryless_table", "observations", "port_efficiencies", "photon_number_observations",
+    "correlated_approximation", "afterpulse_observations",
+]
 
 
 def port_efficiencies(eta, misalignment):
@@ -83,6 +92,9 @@ def _ma2005_table(source, mu, eta, y0, misalignment, shape):
 def outcome_table(link, protocol, source=None):
     """Probabilities of Bob's outcomes for every pulse class.
 
+    With afterpulsing or dead time on, this is :func:`memoryless_table` through
+    :func:`correlated_approximation` (an approximation; the stream engine simulates the memory).
+
     Args:
         link: :class:`qmc.Link`.
         protocol: :class:`qmc.protocols.DecoyBB84` (provides the intensities).
@@ -91,6 +103,81 @@ def outcome_table(link, protocol, source=None):
     Returns:
         Array (k, 2, 2, 2, 4): P(outcome | intensity k, Alice basis, Bob basis, Alice bit).
     """
+    table = memoryless_table(link, protocol, source)
+    # Mean click probabilities come from the pulses actually sent (the link's own source).
+    reference = table if source is None else memoryless_table(link, protocol)
+    return correlated_approximation(table, link.detector, protocol.class_probabilities(), reference)
+
+
+def afterpulse_observations(gain, error_gain, p_afterpulse):
+    """The usual afterpulsing approximation on gains: Q (1 + p_ap) and E Q + p_ap Q / 2.
+
+    Each click adds p_ap afterpulse clicks, counted in the same class, and an afterpulse repeats
+    the bit of an earlier, independent pulse, so half of them are errors. This is the system model
+    of Lim, Curty, Walenta, Xu, Zbinden, PRA 89, 022307 (2014), Sec. IV (R_k = D_k (1 + p_ap),
+    e_k = ... + p_ap D_k / 2). It ignores that the afterpulse of a click lands in a later pulse of
+    any class (a vacuum decoy inherits the signal's afterpulses), cascades and dead time: compare
+    with :class:`qmc.engines.StreamEngine` (docs/correlated.md).
+
+    Returns:
+        ``(gain, error_gain)``, broadcast shapes.
+    """
+    return gain * (1.0 + p_afterpulse), error_gain + p_afterpulse * gain / 2.0
+
+
+def correlated_approximation(table, detector, class_probabilities, reference=None):
+    """Closed-form approximation of afterpulsing and dead time on a memoryless outcome table.
+
+    1. Afterpulsing (:func:`afterpulse_observations`, row by row): each row's click probability
+       C gains p_eff C clicks with a random bit (half to each detector), taken from "no click",
+       with p_eff = p_ap r^d the afterpulse probability surviving a dead time of d gates
+       (r = exp(-1 / tau), see :class:`qmc.detectors.ThresholdDetectors`).
+    2. Dead time, non-paralyzable: a detector is live with probability L = 1 / (1 + d p_bar),
+       p_bar its mean click probability per gate over all classes (step 1 included), independent
+       of the current pulse. ``"common"``: every click of the row is kept with probability L
+       (exact for the marginal per-pulse law without afterpulsing: the steady state of a renewal
+       process). ``"per_detector"``: each detector masked by its own L_j, independently.
+
+    Both steps are the identity, bit for bit, when ``p_afterpulse = 0`` and ``dead_time_gates = 0``.
+
+    Args:
+        table: memoryless table (..., k, 2, 2, 2, 4).
+        detector: :class:`qmc.detectors.ThresholdDetectors`.
+        class_probabilities: P(class), (k, 2, 2, 2).
+        reference: memoryless table giving the mean click probabilities (default ``table``).
+
+    Returns:
+        The approximate table, same shape.
+    """
+    reference = table if reference is None else reference
+    d = jnp.asarray(detector.dead_time_gates, jnp.float64)
+    p_eff = detector.p_afterpulse * detector.afterpulse_ratio() ** d
+
+    def afterpulse(t):
+        clicks = t[..., 1] + t[..., 2] + t[..., 3]
+        a = p_eff * clicks
+        return jnp.stack([t[..., 0] - a, t[..., 1] + 0.5 * a, t[..., 2] + 0.5 * a, t[..., 3]], axis=-1)
+
+    table, reference = afterpulse(table), afterpulse(reference)
+    w = jnp.asarray(class_probabilities)[..., None]  # (k, 2, 2, 2, 1)
+    mean = jnp.sum(w * reference, axis=(-5, -4, -3, -2))  # (..., 4): mean outcome law per gate
+    n0, c0, c1, c2 = (table[..., j] for j in range(4))
+    if detector.dead_time_mode == "common":
+        live = 1.0 / (1.0 + d * (mean[..., 1] + mean[..., 2] + mean[..., 3]))
+        live = live[..., None, None, None, None]
+        a, b, c = live * c0, live * c1, live * c2
+    else:
+        live0 = (1.0 / (1.0 + d * (mean[..., 1] + mean[..., 3])))[..., None, None, None, None]
+        live1 = (1.0 / (1.0 + d * (mean[..., 2] + mean[..., 3])))[..., None, None, None, None]
+        a = live0 * (c0 + c2 * (1.0 - live1))
+        b = live1 * (c1 + c2 * (1.0 - live0))
+        c = live0 * live1 * c2
+    none = n0 + ((c0 + c1 + c2) - (a + b + c))
+    return jnp.stack([none, a, b, c], axis=-1)
+
+
+def memoryless_table(link, protocol, source=None):
+    """:func:`outcome_table` without afterpulsing and dead time: independent pulses (k, 2, 2, 2, 4)."""
     source = link.source if source is None else source
     det = link.detector
     eta = link.transmittance()
