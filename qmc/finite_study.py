@@ -37,7 +37,15 @@ Lim's system parameters (Sec. IV): 0.2 dB/km, eta_Bob = 10 %, p_dc = 6e-7, p_ap 
 e_mis = 5e-3, mu3 = 2e-4 (fixed), f_EC = 1.16, eps_cor = 1e-15, eps_sec = kappa l with
 kappa = 1e-15; optimized over {q_x, p_mu1, p_mu2, mu1, mu2} (q_x is qmc's p_z).
 
-Monte Carlo (issue #6, item 3). The analyses accept observed counts:
+Studies of the ``qmc`` command (registered in :data:`qmc.studies.STUDIES` when this module is
+imported): ``finite_lim2014`` (:func:`finite_key_curves`: one chunk per fiber length, curves
+continued from the previous length's optimum, maximum distance per curve by bisection;
+``qmc experiment=finite_lim2014``) and ``one_vs_two_decoy`` (:func:`one_vs_two_decoy_curves`;
+``qmc experiment=one_vs_two_decoy``). Their settings: ``sweep.length_km``, ``sweep.block_size``,
+``analysis.variants``, ``finite`` (model, p_afterpulse, max_distance), ``optimize``
+(n_candidates, n_rounds, n_parents) and ``seed``.
+
+Monte Carlo (issue #6, item 3; study ``finite_key_mc`` in :mod:`qmc.finite_mc`). The analyses accept observed counts:
 ``Observations.from_counts(tally.counts, tally.sent)`` then
 ``analysis.key_rate_from_observations(obs, protocol, n_pulses=total_pulses)``;
 :func:`session_key_lengths` does it for a batch of sessions (one ``jit(vmap)``) with an explicit
@@ -67,11 +75,14 @@ from qmc.engines import exact
 from qmc.link import Link
 from qmc.protocols import DecoyBB84
 from qmc.sources import WeakCoherentSource
+from qmc.studies import Chunk, Study, axis_values, register
+from qmc.validation import Range, ValidationError, validate
 
 __all__ = [
     "LIM2014", "MODELS", "lim2014_link", "lim2014_analysis", "lim2014_observations", "model_observations",
     "optimize_points", "finite_key_vs_distance", "max_distance_km", "one_vs_two_decoy",
     "parameters_row", "protocol_from_row", "session_key_lengths",
+    "finite_key_curves", "one_vs_two_decoy_curves", "FINITE_COLUMNS", "RATIO_COLUMNS",
 ]
 
 MODELS = ("exact", "lim2014", "lim2014_as_printed")
@@ -120,8 +131,8 @@ def lim2014_observations(
     eta_error = link.channel.transmittance() if as_printed else eta
     photon = -jnp.expm1(-eta_error * mu)
     d = 1.0 - (1.0 - 2.0 * det.p_dark) * jnp.exp(-eta * mu)
-    gain = d * (1.0 + p_afterpulse)
-    error_gain = det.p_dark + det.misalignment * photon + p_afterpulse * d / 2.0
+    # the usual (1 + p_ap) approximation, one definition shared with the exact engine
+    gain, error_gain = exact.afterpulse_observations(d, det.p_dark + det.misalignment * photon, p_afterpulse)
     return Observations(jnp.stack([gain, gain], axis=1), jnp.stack([error_gain, error_gain], axis=1))
 
 
@@ -549,3 +560,286 @@ def session_key_lengths(
         "n_key": np.asarray(out.n_key), "n_pulses": n,
         "key_rate": np.divide(length, n, out=np.zeros_like(length), where=n > 0),
     }
+
+
+# ----------------------------------------------------------------------------------------------
+# Studies of the `qmc` command (issue #6, item 2): finite_lim2014 and one_vs_two_decoy
+# ----------------------------------------------------------------------------------------------
+
+FINITE_COLUMNS = (
+    "analysis", "block_size", "length_km", "key_rate", "key_rate_bps", "reason", "max_distance_km",
+    "key_length", "n_pulses", "qber", "phase_error", "eps_sec",
+    "mu1", "mu2", "mu3", "p_mu1", "p_mu2", "p_mu3", "p_z", "model", "p_afterpulse",
+)
+
+RATIO_COLUMNS = (
+    "length_km", "block_size", "model", "p_afterpulse", "rate_one_decoy", "rate_two_decoy", "ratio",
+    "one_mu1", "one_mu2", "one_p_mu1", "one_p_mu2", "one_p_z",
+    "two_mu1", "two_mu2", "two_mu3", "two_p_mu1", "two_p_mu2", "two_p_mu3", "two_p_z",
+)
+
+# Bisection bracket for the maximum distance: beyond Lim's asymptotic reach (188 km) at 0.2 dB/km.
+_MAX_DISTANCE_HI_KM = 300.0
+
+
+def _check_study_inputs(link, analyses, lengths, blocks, model, p_afterpulse):
+    for message in (
+        Range("length_km", 0.0).error(types.SimpleNamespace(length_km=lengths), "sweep."),
+        Range("block_size", 0.0, lo_open=True).error(types.SimpleNamespace(block_size=blocks), "sweep."),
+        Range("p_afterpulse", 0.0, 1.0, hi_open=True).error(
+            types.SimpleNamespace(p_afterpulse=np.atleast_1d(p_afterpulse)), "finite."),
+    ):
+        if message:
+            raise ValidationError(message)
+    if model not in MODELS:
+        raise ValidationError(f"finite.model = {model}: must be one of {', '.join(MODELS)}")
+    if model == "exact" and np.any(np.asarray(p_afterpulse) != 0.0):
+        raise ValidationError(
+            f"finite.p_afterpulse = {p_afterpulse}: only Lim et al.'s closed-form model reads it "
+            "(finite.model=lim2014); with finite.model=exact set it to 0")
+    if not isinstance(link.channel, Fiber):
+        raise ValidationError("channel: the finite-key studies sweep a Fiber's length_km")
+    validate(link)
+    for label, analysis in analyses.items():
+        if not isinstance(analysis, tuple(FINITE.values())):
+            raise ValidationError(
+                f"analysis.variants.{label}: {type(analysis).__name__} is not a finite-key analysis "
+                f"(one of {', '.join(FINITE)})")
+        validate(analysis, f"analysis.variants.{label}.")
+
+
+def finite_key_curves(
+    link: Link,
+    analyses: dict,
+    lengths_km: Sequence[float],
+    block_sizes: Sequence[float],
+    *,
+    model: str = "lim2014",
+    p_afterpulse: float = LIM2014["p_afterpulse"],
+    max_distance: bool = True,
+    tol_km: float = 0.5,
+    **optimize_kwargs: Any,
+):
+    """Optimized key rate versus fiber length, one curve per (analysis, block size): Lim's Fig. 1.
+
+    Every finite-key analysis of ``analyses`` gives one curve per block size n_X, every asymptotic
+    one a single curve (block_size = inf). At each length all block sizes are optimized together
+    (:func:`optimize_points`, one compiled call), warm-started from the best parameters of the
+    previous length that still had a key (continuation along the fiber: near the maximum distance
+    the feasible set is tiny, and a cold random search can miss it). With ``max_distance``, the
+    longest fiber with a key per curve is found first by bisection (:func:`max_distance_km`, to
+    ``tol_km``) and written on every row of that curve.
+
+    Args:
+        link: the link (a Fiber channel; its length is replaced by each length).
+        analyses: label -> analysis of :mod:`qmc.analysis.finite` (finite or asymptotic).
+        lengths_km: fiber lengths (sorted ascending for the continuation).
+        block_sizes: n_X values (key-basis detections in the block).
+        model, p_afterpulse: the system model (:func:`model_observations`); ``"lim2014"`` is Lim's
+            closed-form model with afterpulsing, ``"exact"`` qmc's exact engine (none).
+        max_distance: bisect for the maximum distance of every curve first.
+        tol_km: bisection tolerance.
+        **optimize_kwargs: :func:`optimize_points` settings (n_candidates, n_rounds, n_parents,
+            seed, mu3).
+
+    Returns:
+        An iterator of :class:`qmc.studies.Chunk`, one per length, rows with :data:`FINITE_COLUMNS`
+        (key_rate in bits per emitted pulse, Lim's R = l/N).
+    """
+    lengths = np.sort(np.atleast_1d(np.asarray(lengths_km, np.float64)))
+    blocks = np.atleast_1d(np.asarray(block_sizes, np.float64))
+    _check_study_inputs(link, analyses, lengths, blocks, model, p_afterpulse)
+    if not analyses:
+        raise ValidationError("analysis.variants: needs at least one analysis")
+    return _finite_key_chunks(link, dict(analyses), lengths, blocks, model, float(p_afterpulse), max_distance,
+                              float(tol_km), optimize_kwargs)
+
+
+def _finite_key_chunks(link, analyses, lengths, blocks, model, p_afterpulse, max_distance, tol_km, kw):
+    rep_rate_hz = float(getattr(link.source, "rep_rate_hz", math.nan))
+    curves = {}
+    for label, analysis in analyses.items():
+        b = blocks if type(analysis).finite else np.ones(1)
+        opts = dict(kw, model=model, p_afterpulse=p_afterpulse, chunk=len(b))
+        d_max = np.full(len(b), math.nan)
+        if max_distance:
+            hi = max(_MAX_DISTANCE_HI_KM, 1.5 * float(lengths.max()))
+            d_max = max_distance_km(link, b, analysis=analysis, hi_km=hi, tol_km=tol_km, **opts)
+        curves[label] = (analysis, b, opts, d_max)
+    warm: dict[str, np.ndarray | None] = {label: None for label in analyses}
+    for i, length in enumerate(lengths):
+        rows = []
+        for label, (analysis, b, opts, d_max) in curves.items():
+            best, u = optimize_points(analysis, link, np.full(len(b), length), b, initial=warm[label], **opts)
+            ok = best.rate > 0
+            warm[label] = u if warm[label] is None else np.where(ok[:, None], u, warm[label])
+            for j, row in enumerate(_rows(analysis, model, p_afterpulse, np.full(len(b), length), b, best, u)):
+                row["analysis"] = label
+                row["key_rate_bps"] = row["key_rate"] * rep_rate_hz
+                row["max_distance_km"] = float(d_max[j])
+                rows.append(row)
+        yield Chunk(rows, i, len(lengths))
+
+
+def one_vs_two_decoy_curves(
+    link: Link,
+    lengths_km: Sequence[float],
+    block_sizes: Sequence[float],
+    *,
+    systems: Sequence[tuple[str, float]] = (("exact", 0.0), ("lim2014", LIM2014["p_afterpulse"])),
+    two_decoy=None,
+    one_decoy=None,
+    **optimize_kwargs: Any,
+):
+    """Ratio of the one-decoy (Rusca 2018) to the two-decoy (Lim 2014) rate versus block size.
+
+    One chunk per (system, length): every block size is optimized for both protocols in one call
+    each (:func:`one_vs_two_decoy`).
+
+    Args:
+        link: the link (a Fiber channel).
+        lengths_km: fiber lengths.
+        block_sizes: n_X (= Rusca's n_Z), key-basis detections in the block.
+        systems: (model, p_afterpulse) pairs, one curve each; afterpulsing needs ``"lim2014"``
+            (Lim's closed-form model: the exact engine has none yet).
+        two_decoy, one_decoy: the analyses (default: Lim's security settings).
+        **optimize_kwargs: :func:`optimize_points` settings.
+
+    Returns:
+        An iterator of :class:`qmc.studies.Chunk`, rows with :data:`RATIO_COLUMNS`.
+    """
+    two = lim2014_analysis("finite_lim2014") if two_decoy is None else two_decoy
+    one = lim2014_analysis("finite_rusca2018") if one_decoy is None else one_decoy
+    lengths = np.atleast_1d(np.asarray(lengths_km, np.float64))
+    blocks = np.atleast_1d(np.asarray(block_sizes, np.float64))
+    message = Range("p_afterpulse", 0.0, 1.0, hi_open=True).error(
+        types.SimpleNamespace(p_afterpulse=np.asarray([p for _, p in systems], np.float64)), "finite.")
+    if message:
+        raise ValidationError(message)
+    for model, p_ap in systems:
+        _check_study_inputs(link, {"two_decoy": two, "one_decoy": one}, lengths, blocks, model, p_ap)
+    return _ratio_chunks(link, lengths, blocks, list(systems), two, one, optimize_kwargs)
+
+
+def _ratio_chunks(link, lengths, blocks, systems, two, one, kw):
+    total = len(systems) * len(lengths)
+    for s, (model, p_ap) in enumerate(systems):
+        for i, length in enumerate(lengths):
+            rows = one_vs_two_decoy(link, [length], blocks, model=model, p_afterpulse=float(p_ap), two_decoy=two,
+                                    one_decoy=one, **dict(kw, chunk=len(blocks)))
+            yield Chunk(rows, s * len(lengths) + i, total)
+
+
+# -- adapters for the registry: read the built config (plain values and qmc objects) ------------
+
+
+def _settings(spec, name):
+    value = spec.get(name) or {}
+    return dict(value) if isinstance(value, dict) else {}
+
+
+def _optimize_settings(spec) -> dict:
+    """:func:`optimize_points` settings from ``optimize`` (n_candidates, n_rounds, n_parents), the
+    seed, and mu3 = protocol.intensities[2] (the fixed weakest decoy of a three-intensity protocol)."""
+    opt = _settings(spec, "optimize")
+    out = {"seed": int(spec.get("seed", 0) or 0)}
+    for key in ("n_candidates", "n_rounds", "n_parents"):
+        if opt.get(key) is not None:
+            value = int(opt[key])
+            if value < (0 if key == "n_rounds" else 1):
+                raise ValidationError(f"optimize.{key} = {value} is out of range: must be >= "
+                                      f"{0 if key == 'n_rounds' else 1}")
+            out[key] = value
+    protocol = spec.get("protocol")
+    if protocol is not None and np.size(protocol.intensities) == 3:
+        mu3 = float(np.asarray(protocol.intensities)[2])
+        if not 0.0 <= mu3 < 0.05:
+            raise ValidationError(f"protocol.intensities[2] = {mu3:g} is out of range: the fixed weakest decoy "
+                                  "mu3 must be in [0, 0.05) (Lim: 2e-4)")
+        out["mu3"] = mu3
+    return out
+
+
+def _axis(spec, name):
+    sweep = _settings(spec, "sweep")
+    if sweep.get(name) is None:
+        raise ValidationError(f"sweep.{name}: missing (give values, or start, stop and num or step)")
+    return axis_values(sweep[name], f"sweep.{name}")
+
+
+def _check_engine(spec, study):
+    engine = spec.get("engine") or {}
+    name = engine.get("name", "exact") if isinstance(engine, dict) else getattr(engine, "name", "exact")
+    if name != "exact":
+        raise ValidationError(f"engine = {name}: study {study} uses expected counts (finite.model selects "
+                              "the exact engine or Lim's closed-form model)")
+
+
+def _variants(spec) -> dict:
+    analysis = spec.get("analysis") or {}
+    variants = analysis.get("variants") if isinstance(analysis, dict) else None
+    if not variants:
+        raise ValidationError("analysis.variants: needs at least one analysis")
+    return dict(variants)
+
+
+def _run_finite_lim2014(spec):
+    """Registry adapter of study ``finite_lim2014`` (see :func:`finite_key_curves`)."""
+    _check_engine(spec, "finite_lim2014")
+    finite = _settings(spec, "finite")
+    return finite_key_curves(
+        spec["link"], _variants(spec), _axis(spec, "length_km"), _axis(spec, "block_size"),
+        model=str(finite.get("model", "lim2014")),
+        p_afterpulse=float(finite.get("p_afterpulse", 0.0)),
+        max_distance=bool(finite.get("max_distance", True)),
+        tol_km=float(finite.get("max_distance_tol_km", 0.5)),
+        **_optimize_settings(spec),
+    )
+
+
+def _run_one_vs_two_decoy(spec):
+    """Registry adapter of study ``one_vs_two_decoy`` (see :func:`one_vs_two_decoy_curves`).
+
+    ``finite.p_afterpulse`` is a list, one curve each: 0 uses ``finite.model`` (default the exact
+    engine), a positive value Lim's closed-form model ``"lim2014"`` (the only one with afterpulsing
+    until the detectors get a ``p_afterpulse`` field).
+    """
+    from qmc.analysis.finite import FiniteLim2014, FiniteRusca2018
+    _check_engine(spec, "one_vs_two_decoy")
+    finite = _settings(spec, "finite")
+    variants = _variants(spec)
+    two = [a for a in variants.values() if isinstance(a, FiniteLim2014)]
+    one = [a for a in variants.values() if isinstance(a, FiniteRusca2018)]
+    if len(two) != 1 or len(one) != 1:
+        raise ValidationError("analysis.variants: study one_vs_two_decoy needs one FiniteLim2014 and one "
+                              "FiniteRusca2018 analysis (analysis=finite_lim2014_vs_rusca2018)")
+    p_aps = finite.get("p_afterpulse", [0.0, LIM2014["p_afterpulse"]])
+    p_aps = [float(p) for p in (p_aps if isinstance(p_aps, (list, tuple)) else [p_aps])]
+    model = str(finite.get("model", "exact"))
+    systems = [(model if p == 0.0 else "lim2014", p) for p in p_aps]
+    return one_vs_two_decoy_curves(
+        spec["link"], _axis(spec, "length_km"), _axis(spec, "block_size"), systems=systems,
+        two_decoy=two[0], one_decoy=one[0], **_optimize_settings(spec),
+    )
+
+
+def _finite_figure(rows, ax=None, **kwargs):
+    from qmc.plots.finite import finite_key_vs_distance
+
+    return finite_key_vs_distance(rows, ax=ax, **kwargs)
+
+
+def _ratio_figure(rows, ax=None, **kwargs):
+    from qmc.plots.finite import ratio_vs_block_size
+
+    return ratio_vs_block_size(rows, ax=ax, **kwargs)
+
+
+def _register() -> None:
+    register(Study(name="finite_lim2014", run=_run_finite_lim2014, columns=FINITE_COLUMNS,
+                   figure=_finite_figure, figure_name="finite_key_vs_distance"))
+    register(Study(name="one_vs_two_decoy", run=_run_one_vs_two_decoy, columns=RATIO_COLUMNS,
+                   figure=_ratio_figure, figure_name="one_vs_two_decoy"))
+
+
+_register()

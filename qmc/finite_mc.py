@@ -1,0 +1,474 @@
+"""Monte Carlo sessions beside the finite-key bound (issue #6, item 3): study ``finite_key_mc``.
+
+The finite-key curves (:mod:`qmc.finite_study`) evaluate the bound at *expected* counts. A real
+session observes random counts; here many sessions are simulated at a chosen point (fiber length,
+block size n_X, the protocol optimized there), each session's counts go through the *same*
+analysis (``Observations`` -> ``key_rate_from_observations`` with the session's own pulse total),
+and the distribution of the final key length and the abort probability are reported beside the
+expected-count key length.
+
+Session rules. In the protocol of Lim et al. (PRA 89, 022307 (2014), Sec. II) the pulses are
+repeated until the key basis holds n_X detections: a session does not have a fixed number of
+pulses N; the block is full when the n_X-th key-basis detection arrives. ``"until_full"`` simulates that rule (the test
+basis gets whatever the same pulses gave: a test-basis threshold n_Z is not imposed):
+
+* pulses are i.i.d.; a pulse is a key-basis detection (Alice and Bob both in Z, at least one
+  click) with probability p = sum_k p_k p_z^2 Q_k,Z, so the pulses that are not, F = N - n_X, are
+  negative binomial NB(n_X, p) (failures before the n_X-th success);
+* given the stopping, the n_X key-basis detections are i.i.d. over their cells: multinomial over
+  (intensity k, outcome correct / error / double click) with weights p_k p_z^2 P(outcome, k, Z);
+* the F other pulses are i.i.d. over the remaining cells (key-basis no-clicks per intensity, every
+  test-basis outcome per intensity, mismatched bases): multinomial with those probabilities / (1-p).
+
+This is exact in distribution (not a normal approximation). ``"fixed_pulses"`` is the other
+common rule: a session of a fixed N = n_X / p pulses (the expected N of the block), drawn by the
+block engine (:class:`qmc.engines.BlockEngine`, multinomial counts of the exact engine's
+probabilities); then n_X itself fluctuates.
+
+Abort rule (stated in every summary row): a session aborts when the analysis claims no key
+(reason other than "ok": single-photon bound not positive, phase-error bound undefined, finite-size
+terms larger than the key, ...) or when its phase-error bound phi_X exceeds the tolerance phi_tol
+fixed before the sessions (Lim, Sec. II, parameter estimation). phi_tol is
+``phase_error_tolerance`` if given, else the expected-count bound plus ``phase_error_margin``. An
+aborted session yields no key; the abort probability is reported on its own, and the key-length
+statistics (mean, standard deviation, quantiles, histogram) are over the sessions that were not
+aborted (the key length given acceptance), empty cells when every session aborted.
+
+Sampling uses ``jax.random`` with float64 counts (exact integers below 2**53), stored as int64 in
+a :class:`qmc.engines.SiftedTally`. ``jax.random.poisson`` is not usable for the negative binomial
+here: its rejection sampler loses float precision in the acceptance test above lambda ~ 1e8 (its
+standard deviation comes out 20-50 % too large at lambda = 1e9 ... 1e14), and lambda = F's scale
+reaches n_X / p ~ 1e14. :func:`poisson` is Hormann's PTRS with the log-pmf written in log1p form.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Any, Iterator, Sequence
+
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+import numpy as np
+
+from qmc._pytree import replace_path
+from qmc.analysis.finite import FINITE
+from qmc.analysis.keyrate import REASONS
+from qmc.analysis.observations import Observations
+from qmc.engines.block import BlockEngine
+from qmc.engines.tally import SiftedTally, sifted_probabilities
+from qmc.finite_study import (
+    LIM2014, MODELS, _axis, _check_engine, _check_study_inputs, _optimize_settings, _settings, _variants,
+    lim2014_observations, model_observations, optimize_points, parameters_row, protocol_from_row,
+)
+from qmc.link import Link
+from qmc.studies import Chunk, Study, register
+from qmc.validation import ValidationError
+
+__all__ = [
+    "RULES", "MC_COLUMNS", "poisson", "negative_binomial", "sifted_model_probabilities", "sample_until_full",
+    "sample_fixed_pulses", "session_outcomes", "expected_key", "finite_key_mc",
+]
+
+RULES = ("until_full", "fixed_pulses")
+
+MC_COLUMNS = (
+    "kind", "length_km", "block_size", "rule", "n_sessions",
+    "key_length_expected", "key_length_median", "key_length_q05", "key_length_q25", "key_length_q75",
+    "key_length_q95", "key_length_mean", "key_length_std",
+    "abort_probability", "abort_no_key", "abort_phase_error", "abort_rule",
+    "phase_error_expected", "phase_error_tolerance", "phase_error_median",
+    "n_pulses_expected", "n_pulses_mean", "n_pulses_std", "n_key_mean", "n_key_std",
+    "key_rate_expected", "key_rate_median",
+    "bin_lo", "bin_hi", "count",
+    "mu1", "mu2", "mu3", "p_mu1", "p_mu2", "p_mu3", "p_z", "model", "p_afterpulse", "analysis",
+)
+
+ABORT_RULE = "reason != ok or phase_error > phase_error_tolerance"
+
+_LOG_2PI = math.log(2.0 * math.pi)
+
+
+# ----------------------------------------------------------------------------------------------
+# Samplers
+# ----------------------------------------------------------------------------------------------
+
+
+def _log_poisson_pmf(k, lam):
+    """log P(K = k) for K ~ Poisson(lam), accurate for lam up to ~1e15.
+
+    For k >= 10, Stirling's series for lgamma(k + 1) with k = lam (1 + x) gives
+    log p = -lam [(1 + x) log1p(x) - x] - log(2 pi k) / 2 - 1/(12k) + 1/(360k^3) - 1/(1260k^5):
+    no cancellation between terms of size lam (the direct k log lam - lam - lgamma(k + 1) loses
+    ~eps * lam, i.e. 0.01 at lam = 1e14). Remaining error ~ 2 eps |x| lam ~ 1e-8 at lam = 1e15.
+    """
+    big = k >= 10.0
+    kb = jnp.where(big, k, 10.0)
+    x = (kb - lam) / lam
+    stirling = 1.0 / (12.0 * kb) - 1.0 / (360.0 * kb**3) + 1.0 / (1260.0 * kb**5)
+    log_big = -lam * ((1.0 + x) * jnp.log1p(x) - x) - 0.5 * (_LOG_2PI + jnp.log(kb)) - stirling
+    ks = jnp.where(big, 0.0, jnp.maximum(k, 0.0))
+    log_small = ks * jnp.log(lam) - lam - jax.lax.lgamma(ks + 1.0)
+    return jnp.where(big, log_big, log_small)
+
+
+def _poisson_ptrs(key, lam):
+    """Poisson(lam) for lam >= 10 (array), Hormann's transformed rejection with squeeze (PTRS),
+    W. Hormann, "The transformed rejection method for generating Poisson random variables",
+    Insurance: Mathematics and Economics 12, 39 (1993). Float64 integers."""
+    slam = jnp.sqrt(lam)
+    b = 0.931 + 2.53 * slam
+    a = -0.059 + 0.02483 * b
+    inv_alpha = 1.1239 + 1.1328 / (b - 3.4)
+    v_r = 0.9277 - 3.6224 / (b - 2.0)
+
+    def body(state):
+        i, k_out, done = state
+        ku, kv = jr.split(jr.fold_in(key, i))
+        u = jr.uniform(ku, lam.shape, jnp.float64) - 0.5
+        v = jr.uniform(kv, lam.shape, jnp.float64)
+        us = jnp.maximum(0.5 - jnp.abs(u), 1e-300)  # u = -0.5 exactly would divide by 0
+        k = jnp.floor((2.0 * a / us + b) * u + lam + 0.43)
+        fast = (us >= 0.07) & (v <= v_r)
+        reject = (k < 0.0) | ((us < 0.013) & (v > us))
+        lhs = jnp.log(v * inv_alpha / (a / (us * us) + b))
+        accept = fast | (~reject & (lhs <= _log_poisson_pmf(jnp.maximum(k, 0.0), lam)))
+        take = accept & ~done
+        return i + 1, jnp.where(take, k, k_out), done | accept
+
+    def cond(state):
+        return ~jnp.all(state[2])
+
+    init = (jnp.asarray(0, jnp.uint32), jnp.zeros_like(lam), jnp.zeros(lam.shape, bool))
+    return jax.lax.while_loop(cond, body, init)[1]
+
+
+@functools.partial(jax.jit, static_argnames=("shape",))
+def poisson(key, lam, shape: tuple[int, ...]):
+    """Poisson(lam) draws of ``shape`` as float64 integers, exact for lam up to ~1e15.
+
+    lam < 10: ``jax.random.poisson`` (Knuth's product of uniforms, exact); lam >= 10:
+    :func:`_poisson_ptrs` (``jax.random.poisson``'s own rejection branch is inaccurate above
+    lam ~ 1e8, see the module docstring).
+    """
+    lam = jnp.broadcast_to(jnp.asarray(lam, jnp.float64), shape)
+    key_small, key_big = jr.split(key)
+    small = lam < 10.0
+    k_small = jr.poisson(key_small, jnp.where(small, lam, 0.0), shape, dtype=jnp.int64).astype(jnp.float64)
+    k_big = _poisson_ptrs(key_big, jnp.where(small, 10.0, lam))
+    return jnp.where(small, k_small, k_big)
+
+
+@functools.partial(jax.jit, static_argnames=("shape",))
+def negative_binomial(key, r, p, shape: tuple[int, ...]):
+    """Failures before the r-th success in Bernoulli(p) trials, NB(r, p), float64 integers.
+
+    Gamma-Poisson mixture: F | G ~ Poisson(G (1 - p) / p) with G ~ Gamma(r, 1) has the NB(r, p)
+    law (mean r (1 - p) / p, variance r (1 - p) / p^2); exact for r (1 - p) / p up to ~1e15.
+    """
+    key_gamma, key_poisson = jr.split(key)
+    p = jnp.asarray(p, jnp.float64)
+    g = jr.gamma(key_gamma, jnp.asarray(r, jnp.float64), shape, jnp.float64)
+    return poisson(key_poisson, g * ((1.0 - p) / p), shape)
+
+
+@functools.partial(jax.jit, static_argnames=("model",))
+def sifted_model_probabilities(model: str, link: Link, protocol, p_afterpulse=0.0):
+    """Cell probabilities of a :class:`SiftedTally` per emitted pulse for a system model.
+
+    Returns:
+        ``(p_class, p_outcome)``: P(matched class (k, basis)) shape (k, 2), and P(outcome | class)
+        shape (k, 2, 4) over (no click, correct, error, double click). ``"exact"``: the exact
+        engine (:func:`qmc.engines.tally.sifted_probabilities`). ``"lim2014"``: Lim's closed-form
+        gains Q and error gains EQ (afterpulsing included) as (1 - Q, Q - EQ, EQ, 0); that model
+        has no double clicks (an error there is an error; its half-errors are not separate).
+    """
+    if model == "exact":
+        return sifted_probabilities(link, protocol)
+    if model not in MODELS:
+        raise ValueError(f"model = {model!r}: must be one of {', '.join(MODELS)}")
+    obs = lim2014_observations(link, protocol, p_afterpulse, as_printed=model == "lim2014_as_printed")
+    q, eq = obs.gain, obs.error_gain
+    p_outcome = jnp.stack([1.0 - q, q - eq, eq, jnp.zeros_like(q)], axis=-1)
+    pb = protocol.basis_probabilities()
+    p_class = jnp.asarray(protocol.probabilities)[:, None] * (pb**2)[None, :]
+    return p_class, p_outcome
+
+
+@functools.partial(jax.jit, static_argnames=("n_sessions",))
+def sample_until_full(key, p_class, p_outcome, block_size, n_sessions: int) -> SiftedTally:
+    """Sessions that run until the key basis holds ``block_size`` detections (Lim's rule).
+
+    Args:
+        key: JAX PRNG key.
+        p_class, p_outcome: :func:`sifted_model_probabilities` (shapes (k, 2) and (k, 2, 4)).
+        block_size: n_X (a whole number below 2**53; traced, so a new value does not recompile).
+        n_sessions: number of independent sessions (static).
+
+    Returns:
+        A :class:`SiftedTally` with leading axis (n_sessions,): counts int64 (S, k, 2, 4) (key
+        basis Z, test basis X; no click, correct, error, double click) and n_pulses int64 (S,).
+        Every session has exactly n_X key-basis detections; N - n_X ~ NB(n_X, p).
+    """
+    k = p_class.shape[0]
+    n_x = jnp.asarray(block_size, jnp.float64)
+    key_cells = p_class[:, 0, None] * p_outcome[:, 0, 1:]  # (k, 3) key-basis detections per pulse
+    mismatched = jnp.maximum(1.0 - jnp.sum(p_class), 0.0)  # 2 p_z (1 - p_z)
+    other = jnp.concatenate([
+        p_class[:, 0] * p_outcome[:, 0, 0],  # (k,) key basis, no click
+        (p_class[:, 1, None] * p_outcome[:, 1, :]).ravel(),  # (4k,) test basis, every outcome
+        mismatched[None],
+    ])
+    p_key = jnp.sum(key_cells)
+    key_f, key_split, key_rest = jr.split(key, 3)
+    failures = negative_binomial(key_f, n_x, p_key, (n_sessions,))  # (S,)
+    # Probabilities broadcast to (S, cells) and no `shape=`: its meaning (with or without the cell
+    # axis) differs between jax's docstring and its behaviour.
+    split = jr.multinomial(key_split, jnp.full((n_sessions,), n_x),
+                           jnp.broadcast_to(key_cells.ravel() / p_key, (n_sessions, 3 * k)), dtype=jnp.float64)
+    rest = jr.multinomial(key_rest, failures, jnp.broadcast_to(other / jnp.sum(other), (n_sessions, 5 * k + 1)),
+                          dtype=jnp.float64)
+    z = jnp.concatenate([rest[:, :k, None], split.reshape(n_sessions, k, 3)], axis=-1)  # (S, k, 4)
+    x = rest[:, k:5 * k].reshape(n_sessions, k, 4)
+    counts = jnp.stack([z, x], axis=2).astype(jnp.int64)  # (S, k, 2, 4)
+    return SiftedTally(counts, (n_x + failures).astype(jnp.int64))
+
+
+def sample_fixed_pulses(key, link: Link, protocol, n_pulses: float, n_sessions: int) -> SiftedTally:
+    """Sessions of a fixed number of pulses, from the block engine (exact engine's physics)."""
+    return BlockEngine(n_pulses=int(round(n_pulses)), n_sessions=int(n_sessions), fast=True).tally(
+        key, link, protocol)
+
+
+@jax.jit
+def _analyze(analysis, protocol, tally):
+    obs = tally.observations()  # leading axis (S,)
+
+    def one(gain, error_gain, sent, n_pulses):
+        return analysis.key_rate_from_observations(Observations(gain, error_gain, sent), protocol,
+                                                   n_pulses=n_pulses)
+
+    return jax.vmap(one)(obs.gain, obs.error_gain, obs.n_sent, tally.n_pulses.astype(jnp.float64))
+
+
+def session_outcomes(analysis, protocol, tally: SiftedTally, phase_error_tolerance: float | None = None):
+    """Finite-key outcome of every session of ``tally`` (leading axis), with the abort rule.
+
+    Each session's counts go through ``analysis.key_rate_from_observations`` with its own pulse
+    total. A session aborts when the reason is not "ok" or (when a tolerance is given) its
+    phase-error bound exceeds ``phase_error_tolerance`` (Lim 2014, Sec. II, parameter estimation).
+
+    Returns:
+        dict of (S,) numpy arrays: ``key_length`` (bits, floored; 0 when aborted), ``abort``,
+        ``abort_no_key``, ``abort_phase_error``, ``reason``, ``phase_error``, ``n_key``,
+        ``n_pulses``, ``key_rate`` (key_length / n_pulses).
+    """
+    out = _analyze(analysis, protocol, tally)
+    reason = np.asarray(out.reason)
+    phi = np.asarray(out.phase_error)
+    no_key = reason != 0
+    high_phi = np.zeros_like(no_key) if phase_error_tolerance is None else (phi > phase_error_tolerance)
+    abort = no_key | high_phi
+    length = np.where(abort, 0.0, np.floor(np.maximum(np.asarray(out.key_length), 0.0)))
+    n = np.asarray(out.n_pulses)
+    return {
+        "key_length": length, "abort": abort, "abort_no_key": no_key, "abort_phase_error": high_phi & ~no_key,
+        "reason": reason, "phase_error": phi, "n_key": np.asarray(out.n_key), "n_pulses": n,
+        "key_rate": np.divide(length, n, out=np.zeros_like(length), where=n > 0),
+    }
+
+
+@functools.partial(jax.jit, static_argnames=("model",))
+def _expected(analysis, link, protocol, p_afterpulse, model):
+    obs = model_observations(model, link, protocol, p_afterpulse)
+    return analysis.key_rate_from_observations(obs, protocol, link)
+
+
+def expected_key(analysis, link: Link, protocol, block_size: float, model: str = "exact", p_afterpulse: float = 0.0):
+    """The expected-count result (:class:`qmc.analysis.finite.FiniteKeyRate`) at ``block_size``."""
+    import dataclasses
+
+    return _expected(dataclasses.replace(analysis, block_size=float(block_size)), link, protocol,
+                     jnp.asarray(p_afterpulse, jnp.float64), model)
+
+
+# ----------------------------------------------------------------------------------------------
+# The study
+# ----------------------------------------------------------------------------------------------
+
+
+def _stat(fn, x, minimum: int = 1):
+    """fn(x) as a float, or None (an empty cell) with fewer than ``minimum`` values."""
+    return float(fn(x)) if len(x) >= minimum else None
+
+
+def _quantiles(x):
+    names = ("key_length_q05", "key_length_q25", "key_length_median", "key_length_q75", "key_length_q95")
+    if not len(x):
+        return dict.fromkeys(names)
+    return {n: float(v) for n, v in zip(names, np.quantile(x, [0.05, 0.25, 0.5, 0.75, 0.95]))}
+
+
+def finite_key_mc(
+    key,
+    link: Link,
+    analysis,
+    lengths_km: Sequence[float],
+    block_sizes: Sequence[float],
+    *,
+    n_sessions: int = 2000,
+    rules: Sequence[str] = RULES,
+    model: str = "exact",
+    p_afterpulse: float = 0.0,
+    phase_error_tolerance: float | None = None,
+    phase_error_margin: float = 0.01,
+    n_bins: int = 40,
+    **optimize_kwargs: Any,
+) -> Iterator[Chunk]:
+    """Monte Carlo sessions through the finite-key analysis at every (length, block size).
+
+    At each point the protocol is first optimized for the expected-count rate
+    (:func:`qmc.finite_study.optimize_points`); ``n_sessions`` sessions are then drawn under each
+    rule (see the module docstring) and analyzed one by one.
+
+    Args:
+        key: JAX PRNG key; point i and rule r use fold_in(fold_in(key, i), index of r in
+            :data:`RULES`) (independent points; a rule's sessions do not depend on the other rules).
+        link: the link (a Fiber channel).
+        analysis: a finite-key analysis (:class:`qmc.analysis.FiniteLim2014` or
+            :class:`qmc.analysis.FiniteRusca2018`); its block size is replaced by each point's.
+        lengths_km, block_sizes: the points are every (length, block size) pair.
+        n_sessions: sessions per point and rule.
+        rules: subset of :data:`RULES`; ``"fixed_pulses"`` needs ``model="exact"`` (the block
+            engine samples the exact engine's probabilities).
+        model, p_afterpulse: the system model (:func:`qmc.finite_study.model_observations`).
+        phase_error_tolerance: phi_tol for the abort rule; None: the expected-count bound plus
+            ``phase_error_margin``.
+        n_bins: histogram bins per point (shared by the rules).
+        **optimize_kwargs: :func:`qmc.finite_study.optimize_points` settings.
+
+    Returns:
+        An iterator of :class:`qmc.studies.Chunk`, one per point, rows with :data:`MC_COLUMNS`:
+        per rule one ``kind == "summary"`` row and ``n_bins`` ``kind == "histogram"`` rows.
+    """
+    lengths = np.atleast_1d(np.asarray(lengths_km, np.float64))
+    blocks = np.atleast_1d(np.asarray(block_sizes, np.float64))
+    _check_study_inputs(link, {"finite": analysis}, lengths, blocks, model, p_afterpulse)
+    if not type(analysis).finite:
+        raise ValidationError(f"analysis: {analysis.name} is asymptotic; finite_key_mc needs a finite-key analysis")
+    rules = list(rules)
+    for rule in rules:
+        if rule not in RULES:
+            raise ValidationError(f"mc.rules: {rule!r} must be one of {', '.join(RULES)}")
+    if not rules:
+        raise ValidationError("mc.rules: needs at least one rule")
+    if "fixed_pulses" in rules and model != "exact":
+        raise ValidationError("mc.rules: fixed_pulses sessions come from the block engine, which samples the exact "
+                              "engine (no afterpulsing): use finite.model=exact or mc.rules=[until_full]")
+    if int(n_sessions) < 2:
+        raise ValidationError(f"mc.n_sessions = {n_sessions} is out of range: must be >= 2")
+    if np.any(blocks >= 2.0**53) or np.any(blocks != np.round(blocks)):
+        raise ValidationError("sweep.block_size: must be whole numbers below 2**53 for Monte Carlo sessions")
+    if int(n_bins) < 1:
+        raise ValidationError(f"mc.n_bins = {n_bins} is out of range: must be >= 1")
+    points = [(float(l_), float(b)) for l_ in lengths for b in blocks]
+    return _mc_chunks(key, link, analysis, points, int(n_sessions), rules, model, float(p_afterpulse),
+                      phase_error_tolerance, float(phase_error_margin), int(n_bins), optimize_kwargs)
+
+
+def _mc_chunks(key, link, analysis, points, n_sessions, rules, model, p_ap, phi_tol, margin, n_bins, kw):
+    n_int = type(analysis).n_intensities
+    for i, (length, block) in enumerate(points):
+        point_link = replace_path(link, "channel.length_km", length)
+        _, u = optimize_points(analysis, link, [length], [block], model=model, p_afterpulse=p_ap,
+                               **dict(kw, chunk=1))
+        params = parameters_row(u[0], n_int, kw.get("mu3", LIM2014["mu3"]))
+        protocol = protocol_from_row(params)
+        exp = expected_key(analysis, point_link, protocol, block, model, p_ap)
+        l_exp, phi_exp, n_exp = float(exp.key_length), float(exp.phase_error), float(exp.n_pulses)
+        ok_exp = REASONS[int(exp.reason)] == "ok"
+        tol = float(phi_tol) if phi_tol is not None else phi_exp + margin
+        common = dict(length_km=length, block_size=block, n_sessions=n_sessions, model=model, p_afterpulse=p_ap,
+                      analysis=analysis.name, **params)
+        outcomes = {}
+        for rule in rules:
+            rule_key = jr.fold_in(jr.fold_in(key, i), RULES.index(rule))
+            if rule == "until_full":
+                p_class, p_out = sifted_model_probabilities(model, point_link, protocol, p_ap)
+                tally = sample_until_full(rule_key, p_class, p_out, block, n_sessions)
+            else:
+                tally = sample_fixed_pulses(rule_key, point_link, protocol, n_exp, n_sessions)
+            outcomes[rule] = session_outcomes(analysis, protocol, tally, tol)
+        kept_all = np.concatenate([o["key_length"][~o["abort"]] for o in outcomes.values()])
+        if kept_all.size:
+            lo, hi = float(kept_all.min()), float(kept_all.max())
+            edges = np.linspace(lo, hi if hi > lo else lo + 1.0, n_bins + 1)
+        else:
+            edges = np.linspace(0.0, 1.0, n_bins + 1)
+        rows = []
+        for rule, o in outcomes.items():
+            kept = ~o["abort"]
+            bits = o["key_length"][kept]  # statistics given acceptance; aborts are counted apart
+            rows.append(dict(
+                common, kind="summary", rule=rule,
+                key_length_expected=max(l_exp, 0.0) if ok_exp else 0.0,
+                key_length_mean=_stat(np.mean, bits), key_length_std=_stat(lambda x: np.std(x, ddof=1), bits, 2),
+                **_quantiles(bits),
+                abort_probability=float(o["abort"].mean()), abort_no_key=float(o["abort_no_key"].mean()),
+                abort_phase_error=float(o["abort_phase_error"].mean()), abort_rule=ABORT_RULE,
+                phase_error_expected=phi_exp, phase_error_tolerance=tol,
+                phase_error_median=float(np.median(o["phase_error"])),
+                n_pulses_expected=n_exp, n_pulses_mean=float(o["n_pulses"].mean()),
+                n_pulses_std=float(o["n_pulses"].std(ddof=1)), n_key_mean=float(o["n_key"].mean()),
+                n_key_std=float(o["n_key"].std(ddof=1)),
+                key_rate_expected=float(exp.rate), key_rate_median=_stat(np.median, o["key_rate"][kept]),
+            ))
+            counts, _ = np.histogram(bits, bins=edges)
+            rows.extend(dict(common, kind="histogram", rule=rule, bin_lo=float(edges[j]), bin_hi=float(edges[j + 1]),
+                             count=int(counts[j])) for j in range(n_bins))
+        yield Chunk(rows, i, len(points))
+
+
+# -- registry adapter ---------------------------------------------------------------------------
+
+
+def _run_finite_key_mc(spec):
+    """Registry adapter of study ``finite_key_mc`` (see :func:`finite_key_mc`).
+
+    Reads ``analysis.variants`` (the one finite-key analysis; asymptotic variants are ignored),
+    ``sweep.length_km`` and ``sweep.block_size`` (every pair is a point), ``finite.model`` and
+    ``finite.p_afterpulse``, ``mc`` (n_sessions, rules, phase_error_tolerance,
+    phase_error_margin, n_bins), ``optimize`` and ``seed``.
+    """
+    _check_engine(spec, "finite_key_mc")
+    finite = _settings(spec, "finite")
+    mc = _settings(spec, "mc")
+    finite_variants = [a for a in _variants(spec).values() if isinstance(a, tuple(FINITE.values())) and type(a).finite]
+    if len(finite_variants) != 1:
+        raise ValidationError("analysis.variants: study finite_key_mc needs exactly one finite-key analysis "
+                              "(analysis=finite_lim2014 or finite_rusca2018)")
+    rules = mc.get("rules", list(RULES))
+    tol = mc.get("phase_error_tolerance")
+    return finite_key_mc(
+        jr.key(int(spec.get("seed", 0) or 0)), spec["link"], finite_variants[0], _axis(spec, "length_km"),
+        _axis(spec, "block_size"),
+        n_sessions=int(mc.get("n_sessions", 2000)),
+        rules=[rules] if isinstance(rules, str) else list(rules),
+        model=str(finite.get("model", "exact")),
+        p_afterpulse=float(finite.get("p_afterpulse", 0.0)),
+        phase_error_tolerance=None if tol is None else float(tol),
+        phase_error_margin=float(mc.get("phase_error_margin", 0.01)),
+        n_bins=int(mc.get("n_bins", 40)),
+        **_optimize_settings(spec),
+    )
+
+
+def _mc_figure(rows, ax=None, **kwargs):
+    from qmc.plots.finite import key_length_histograms
+
+    return key_length_histograms(rows, ax=ax, **kwargs)
+
+
+register(Study(name="finite_key_mc", run=_run_finite_key_mc, columns=MC_COLUMNS, figure=_mc_figure,
+               figure_name="key_length_histograms"))
