@@ -160,7 +160,15 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="python -m qmc.bench", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes, 3 repetitions (under a minute)")
     parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
-    args = parser.parse_args(argv)
+    parser.add_argument("--optimize", action="store_true",
+                        help="the optimizer benchmark instead (qmc.bench_optimize: qmc against scipy L-BFGS-B)")
+    args, rest = parser.parse_known_args(argv)
+    if args.optimize:  # issue #7: its own module, its own options (--points)
+        from qmc.bench_optimize import main as optimize_main
+
+        return optimize_main(["--quick"] * args.quick + ["--json"] * args.json + rest)
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     result = run(quick=args.quick)
     print(_table(result))
     if args.json:

@@ -427,6 +427,15 @@ class _FiniteBase:
         det, err = counts.detections, counts.errors
         s0k, s1k, _ = self._bounds(det[:, 0], err[:, 0], mu, p, log_inv_eps, finite)
         _, s1t, v1t = self._bounds(det[:, 1], err[:, 1], mu, p, log_inv_eps, finite)
+        # Lower bounds cannot exceed what was detected (s0 + s1 <= n per basis; capping them there
+        # keeps them valid). Where the bounds lose all precision (mu1 -> mu2 + mu3 cancels the
+        # denominator of Eq. (3); p_k -> 0 inflates e^k/p_k (n_k +- delta)) they can be rounding
+        # noise of any size, and a huge s1 would otherwise claim a key where there is none.
+        # Elsewhere the caps never bind, so the papers' formulas are unchanged.
+        n_key_basis = jnp.sum(det[:, 0])
+        s0k = jnp.minimum(s0k, n_key_basis)
+        s1k = jnp.minimum(s1k, n_key_basis - jnp.maximum(s0k, 0.0))
+        s1t = jnp.minimum(s1t, jnp.sum(det[:, 1]))
         phi, phase_ok = phase_error_upper(v1t, s1t, s1k, log_inv_eps / _LN2, finite)
         n_key = jnp.sum(det[:, 0])
         e_obs = _safe_div(jnp.sum(err[:, 0]), n_key)
@@ -463,7 +472,12 @@ class _FiniteBase:
             # Start above the fixed point (l <= n_key) and descend: l_{i+1} = F(kappa l_i). The
             # contraction factor is about sqrt(n_key) / l, so a few steps suffice wherever l > 0.
             # fori_loop with static bounds: one compiled body, reverse-differentiable (a scan).
-            length = jax.lax.fori_loop(0, _KAPPA_STEPS, step, jnp.maximum(n_key, 1.0))
+            # With kappa = 0 (fixed eps_sec) the iteration is skipped: a real branch unless kappa
+            # itself is batched (vmap turns the cond into a select); the result is the same.
+            length = jax.lax.cond(
+                use_kappa, lambda l: jax.lax.fori_loop(0, _KAPPA_STEPS, step, l), lambda l: l,
+                jnp.maximum(n_key, 1.0),
+            )
             eps_sec = eps_of(length)
         length, diag, phase_ok = self._key_length(counts, mu, p, eps_sec, finite)
         length_inf, _, _ = self._key_length(counts, mu, p, eps_sec, False)
