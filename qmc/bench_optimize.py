@@ -76,13 +76,15 @@ def cases(n_points: int = 100):
     }
 
 
-def _median_time(fn, reps: int) -> float:
-    times = []
+def _median_time(fn, reps: int) -> tuple[float, float]:
+    """(median wall seconds, median CPU seconds of this process) of ``fn()``."""
+    walls, cpus = [], []
     for _ in range(reps):
-        t0 = time.perf_counter()
+        w, c = time.perf_counter(), time.process_time()
         fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+        walls.append(time.perf_counter() - w)
+        cpus.append(time.process_time() - c)
+    return statistics.median(walls), statistics.median(cpus)
 
 
 SETTINGS = {"warm": dict(n_starts=1), "default": {}}
@@ -158,15 +160,13 @@ def run(quick: bool = False, n_points: int = 100) -> dict:
     total_qmc = total_scipy = total_default = 0.0
     ratios, speedups = [], []
     for name, (analysis, link, protocol, space, lengths) in cases(n_points).items():
-        timed = {}
-        for setting, kwargs in SETTINGS.items():
-            go = functools.partial(qmc_sweep, analysis, link, protocol, space, lengths, **kwargs)
+        runs = {setting: functools.partial(qmc_sweep, analysis, link, protocol, space, lengths, **kwargs)
+                for setting, kwargs in SETTINGS.items()}
+        first, results = {}, {}
+        for setting, go in runs.items():
             t0 = time.perf_counter()
-            rates, opt = go()
-            first = time.perf_counter() - t0
-            timed[setting] = (_median_time(go, reps_qmc), rates, opt, first)
-        t_qmc, rates_qmc, opt, first = timed["warm"]
-        t_default, rates_default, opt_default, first_default = timed["default"]
+            results[setting] = go()
+            first[setting] = time.perf_counter() - t0
         functions = _scipy_functions(analysis, link, protocol, space)
         x0 = np.asarray(optimize.from_protocol(protocol, space))
         length0 = np.float64(lengths[0])  # the dtype the sweep passes: no retrace while timed
@@ -176,7 +176,18 @@ def run(quick: bool = False, n_points: int = 100) -> dict:
         def go_scipy():
             scipy_result["out"] = scipy_sweep(analysis, link, protocol, space, lengths, functions)
 
-        t_scipy = _median_time(go_scipy, reps_scipy)
+        go_scipy()  # warm-up (first calls through scipy and JAX's dispatch)
+        # Interleaved: each scipy run sits between qmc runs, so a change of machine load hits both.
+        times = {"scipy": [], **{s: [] for s in runs}}
+        for _ in range(reps_scipy):
+            for setting, go in runs.items():
+                times[setting].append(_median_time(go, max(reps_qmc // reps_scipy, 1)))
+            times["scipy"].append(_median_time(go_scipy, 1))
+        t_qmc, t_default, t_scipy = (statistics.median(w for w, _ in times[k]) for k in ("warm", "default", "scipy"))
+        cpu_qmc, cpu_scipy = (statistics.median(c for _, c in times[k]) for k in ("warm", "scipy"))
+        rates_qmc, opt = results["warm"]
+        rates_default, _ = results["default"]
+        first, first_default = first["warm"], first["default"]
         rates_scipy, _, nfev = scipy_result["out"]
         stats = compare(rates_qmc, rates_scipy)
         stats_default = compare(rates_default, rates_scipy)
@@ -186,6 +197,9 @@ def run(quick: bool = False, n_points: int = 100) -> dict:
             "qmc_seconds_per_point": t_qmc / n_points,
             "scipy_seconds_per_point": t_scipy / n_points,
             "speedup": t_scipy / t_qmc,
+            "qmc_cpu_seconds_per_point": cpu_qmc / n_points,
+            "scipy_cpu_seconds_per_point": cpu_scipy / n_points,
+            "speedup_cpu": cpu_scipy / cpu_qmc,
             "qmc_first_call_s": first,
             "qmc_evaluations_per_point_median": float(np.median(opt.n_eval)),
             "scipy_evaluations_per_point_median": float(np.median(nfev)),
@@ -243,6 +257,9 @@ def table(r: dict) -> str:
         f"{r['min_rate_ratio_qmc_over_scipy']:.6f}; finite-key sweep {r['finite_sweep_seconds']:.3f} s "
         f"({r['finite_sweep_seconds_default']:.3f} s with the defaults) after compilation"
     )
+    lines.append("CPU seconds of this process (less sensitive to other processes): " + "; ".join(
+        f"{name} qmc {s['qmc_cpu_seconds_per_point']:.2e} s/pt, scipy {s['scipy_cpu_seconds_per_point']:.2e} s/pt, "
+        f"{s['speedup_cpu']:.1f}x" for name, s in r["sweeps"].items()))
     for name, s in r["sweeps"].items():
         worst = f"worst point {s['lengths_km'][s['worst_point']]:.1f} km" if s["worst_point"] >= 0 else "no key"
         lines.append(f"{name}: first call (compile + run) {s['qmc_first_call_s']:.1f} s (defaults "

@@ -752,9 +752,11 @@ def maximize_sweep(
         n_pool: starts screened by loss value for the exploring lanes (the first is the user's
             protocol, :func:`starting_points`), unless
             ``starts`` ((S, d), or (P, S, d) e.g. the optima of an earlier sweep) is given.
-        chain_length: points per chain. None: P on a CPU (one warm-started chain: the fewest
-            evaluations, and a CPU pays for every lane it computes), 1 on an accelerator (every
-            point at once: one vmapped step costs about what one point costs).
+        chain_length: points per chain. None: P / 2 on a CPU (two warm-started chains side by
+            side: few evaluations, and a CPU pays for every lane it computes, but two chains cost
+            about what one does), 1 on an accelerator (every point at once: one vmapped step costs
+            about what one point costs). Lanes run one after the other along chains, side by side
+            when chain_length is 1.
         explore_every: along a chain, the spread-out starts run at every ``explore_every``-th
             point only (and at the chain's first): the warm start carries the optimum, the others
             look for a better basin, and the continuation passes spread what they find.
@@ -786,11 +788,11 @@ def maximize_sweep(
     pool = _pool(protocol, space, max(int(n_pool), lanes), starts, seed, n_points)
     if pool.shape[1] < lanes:
         raise ValueError(f"starts: {pool.shape[1]} given, n_starts = {lanes} needs at least as many")
-    if chain_length is None:
-        chain_length = n_points if jax.default_backend() == "cpu" else 1
+    if chain_length is None:  # CPU: two chains (half the sequential steps, no lockstep cost yet)
+        chain_length = -(-n_points // 2) if jax.default_backend() == "cpu" else 1
     m = max(1, min(int(chain_length), n_points))
     return _optimize(tree, jnp.asarray(grid), pool, paths, space, _options(bfgs), lanes, m, int(continuation),
-                     max(int(explore_every), 1), m > 1)
+                     max(int(explore_every), 1), m > 1 and lanes > 1)
 
 
 # ----------------------------------------------------------------------------------------------
