@@ -25,6 +25,7 @@ import numpy as np
 import qmc  # noqa: F401  (enables float64)
 from qmc.engines import exact
 from qmc.engines.block import sample_sessions
+from qmc.engines.sampling import CATEGORICAL_METHODS, HISTOGRAM_METHODS, kernel_methods
 from qmc.engines.pulse import default_chunk, simulate
 from qmc.bench_streams import run_correlated
 from qmc.mc_study import decoy_protocol, gys_link
@@ -66,13 +67,19 @@ def numpy_physical(rng, class_p, mu, eta, e_d, p_dark, n):
     return np.bincount(cls * 4 + d0 + 2 * d1, minlength=class_p.size * 4)
 
 
-def run(quick: bool = False) -> dict:
-    """Run the benchmark; returns the numbers (rates per wall second unless named per_cpu_s)."""
+def run(quick: bool = False, methods: tuple[str, str] | None = None) -> dict:
+    """Run the benchmark; returns the numbers (rates per wall second unless named per_cpu_s).
+
+    ``methods``: the pulse and stream engines' ``(categorical, histogram)`` kernel methods
+    (default: :func:`qmc.engines.sampling.kernel_methods` for the backend; same numbers either way).
+    """
     reps = 3 if quick else 5
-    n_fast = 2**25 if quick else 2**27
-    n_phys = 2**22 if quick else 2**24
+    on_cpu = jax.default_backend() == "cpu"
+    # An accelerator gets runs long enough (about 0.1-1 s each) to time its throughput, not launches.
+    n_fast = (2**25 if quick else 2**27) if on_cpu else 2**32
+    n_phys = (2**22 if quick else 2**24) if on_cpu else 2**30
     n_np = 2**21 if quick else 2**23
-    n_sessions = 2**16 if quick else 2**18
+    n_sessions = (2**16 if quick else 2**18) if on_cpu else 2**22
     session_pulses = 10**9
     link, protocol = gys_link(50.0), decoy_protocol()
     key = jax.random.key(0)
@@ -84,11 +91,13 @@ def run(quick: bool = False) -> dict:
         "jax": jax.__version__,
         "python": platform.python_version(),
         "chunk": chunk,
+        "methods": list(methods or kernel_methods()),
         "quick": quick,
     }
     for path, n in (("fast", n_fast), ("physical", n_phys)):
         def go(path=path, n=n):
-            return jax.block_until_ready(simulate(key, link, protocol, jnp.int64(n), path=path, chunk=chunk))
+            return jax.block_until_ready(simulate(key, link, protocol, jnp.int64(n), path=path, chunk=chunk,
+                                                  methods=methods))
         t0 = time.perf_counter()
         go()
         compile_s = time.perf_counter() - t0
@@ -119,7 +128,7 @@ def run(quick: bool = False) -> dict:
     out["numpy_pulses_per_cpu_s"] = n_np / cpu
     out["ratio_physical_to_numpy"] = out["pulse_engine_physical_pulses_per_s"] / out["numpy_pulses_per_s"]
     out["ratio_fast_to_numpy_fast"] = out["pulse_engine_pulses_per_s"] / out["numpy_fast_pulses_per_s"]
-    out.update(run_correlated(key, link, protocol, quick, reps, _time))  # stream engine (issue #5)
+    out.update(run_correlated(key, link, protocol, quick, reps, _time, methods))  # stream engine (issue #5)
     out["sizes"] = {"fast": n_fast, "physical": n_phys, "numpy": n_np, "block_sessions": n_sessions,
                     "block_session_pulses": session_pulses, "repetitions": reps}
     return out
@@ -140,7 +149,8 @@ def _table(r: dict) -> str:
         rows.append(("numpy, ap + dead-time model", "pulses/s", r["numpy_correlated_pulses_per_s"],
                      r["numpy_correlated_pulses_per_cpu_s"]))
     lines = [
-        f"device {r['device']}, {r['cpu_count']} CPUs, load {r['load_average_1min']}, jax {r['jax']}, chunk {r['chunk']}",
+        f"device {r['device']}, {r['cpu_count']} CPUs, load {r['load_average_1min']}, jax {r['jax']}, chunk {r['chunk']}, "
+        f"kernels {'/'.join(r['methods'])}",
         f"{'what':32s} {'unit':>10s} {'per wall s':>12s} {'per CPU s':>12s}",
     ]
     lines += [f"{name:32s} {unit:>10s} {wall:12.3g} {cpu:12.3g}" for name, unit, wall, cpu in rows]
@@ -162,6 +172,9 @@ def main(argv=None) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     parser.add_argument("--optimize", action="store_true",
                         help="the optimizer benchmark instead (qmc.bench_optimize: qmc against scipy L-BFGS-B)")
+    parser.add_argument("--methods", default=None, metavar="CATEGORICAL,HISTOGRAM",
+                        help=f"kernel methods of the pulse/stream engines (categorical: {', '.join(CATEGORICAL_METHODS)}; "
+                             f"histogram: {', '.join(HISTOGRAM_METHODS)}); default by backend, same numbers")
     args, rest = parser.parse_known_args(argv)
     if args.optimize:  # issue #7: its own module, its own options (--points)
         from qmc.bench_optimize import main as optimize_main
@@ -169,7 +182,13 @@ def main(argv=None) -> None:
         return optimize_main(["--quick"] * args.quick + ["--json"] * args.json + rest)
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
-    result = run(quick=args.quick)
+    methods = None
+    if args.methods:
+        methods = tuple(args.methods.split(","))
+        if len(methods) != 2 or methods[0] not in CATEGORICAL_METHODS or methods[1] not in HISTOGRAM_METHODS:
+            parser.error(f"--methods {args.methods!r}: expected CATEGORICAL,HISTOGRAM with categorical in "
+                         f"{CATEGORICAL_METHODS} and histogram in {HISTOGRAM_METHODS}")
+    result = run(quick=args.quick, methods=methods)
     print(_table(result))
     if args.json:
         print(json.dumps(result))

@@ -53,18 +53,19 @@ def numpy_correlated(rng, table, p_ap, tau, d, n_streams, n_gates):
     return hist
 
 
-def run_correlated(key, link, protocol, quick: bool, reps: int, timer) -> dict:
+def run_correlated(key, link, protocol, quick: bool, reps: int, timer, methods=None) -> dict:
     """Stream-engine and numpy rates for the correlated model (keys as ``qmc.bench``)."""
     on_cpu = jax.default_backend() == "cpu"
     n_streams = 2**12 if on_cpu else 2**18
     burn_in = 1024
-    n = (2**22 if quick else 2**25) if on_cpu else 2**32
+    n = (2**22 if quick else 2**25) if on_cpu else 2**31
     link = dataclasses.replace(link, detector=correlated_detector(link.detector))
     chunk_gates = default_chunk_gates(n_streams)
 
     def go():
         return jax.block_until_ready(simulate_streams(
-            key, link, protocol, jnp.int64(n), n_streams=n_streams, chunk_gates=chunk_gates, burn_in_gates=burn_in))
+            key, link, protocol, jnp.int64(n), n_streams=n_streams, chunk_gates=chunk_gates, burn_in_gates=burn_in,
+            methods=methods))
 
     t0 = time.perf_counter()
     go()

@@ -1,9 +1,16 @@
 #!/usr/bin/env bash
-# One-shot GPU check (issue #5): run on the GPU machine from the repository root, e.g.
-#   pip install -e '.[cuda,test]' && bash scripts/gpu_check.sh
-# Prints the device, runs the GPU-marked tests and the stream/pulse engine tests on the GPU,
-# then the full benchmark (its table goes in the README with the card's name).
-set -euo pipefail
-python -c "import jax; print(jax.devices()); assert jax.default_backend() == 'gpu', 'no GPU'"
-python -m pytest -q -m "gpu or not slow" tests/test_streams.py tests/test_pulse.py tests/test_throughput.py
-python -m qmc.bench --json | tee "${OUT:-.}/bench_gpu.txt"
+# One-shot GPU check (issue #5), run from the repository root on the GPU machine:
+#   bash scripts/gpu_check.sh            (with qmc importable: pip install -e '.[cuda]' or PYTHONPATH=.)
+# 1. kernel variants of the engines, each checked to give the reference tally, timed
+#    (scripts/gpu_variants.py); 2. the benchmark with the fastest fast-path kernels (its table goes
+#    in the README with the card's name); 3. the GPU-marked tests (GPU tally == CPU tally).
+# Everything is also written under $OUT (or ./gpu_out) so that a timeout loses nothing.
+set -uo pipefail
+out="${OUT:-gpu_out}"; mkdir -p "$out"
+export PYTHONUNBUFFERED=1
+nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm --format=csv 2>&1 | tee "$out/gpu.txt"
+python -c "import jax; print(jax.__version__, jax.devices()); assert jax.default_backend() == 'gpu', 'no GPU'" || exit 1
+timeout "${VARIANTS_S:-260}" python scripts/gpu_variants.py --budget-s "${BUDGET_S:-180}" --json "$out/variants.json" 2>&1 | tee "$out/variants.txt"
+best=$(grep -o 'best_methods=[a-z0-9_]*,[a-z0-9_]*' "$out/variants.txt" | tail -1 | cut -d= -f2)
+timeout "${BENCH_S:-200}" python -m qmc.bench --json ${best:+--methods "$best"} 2>&1 | tee "$out/bench_gpu.txt"
+timeout "${TESTS_S:-90}" python -m pytest -q -p no:cacheprovider tests/test_pulse.py -k "gpu" 2>&1 | tail -5 | tee "$out/tests.txt"

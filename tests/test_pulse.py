@@ -257,3 +257,60 @@ def test_engine_object():
     lengths = jnp.asarray([0.0, 50.0])
     tallies = jax.vmap(lambda L: e.tally(jax.random.key(1), qmc._pytree.replace_path(_link(), "channel.length_km", L), PROTO))(lengths)
     assert tallies.counts.shape == (2, 3, 2, 2, 2, 4)
+
+
+# --- kernel methods (per backend) never change the numbers -----------------------------------------
+
+
+@pytest.mark.parametrize("path", ["fast", "physical"])
+def test_kernel_methods_give_identical_tallies(path):
+    link, n = _link(), 2 * BLOCK + 999
+    # The CPU's and the accelerator's choices (every method alone: the test below, against numpy).
+    combos = [("compare", "scatter"), sampling.kernel_methods("gpu")]
+    runs = {
+        methods: simulate(jax.random.key(3), link, PROTO, n, path=path, chunk=2 * BLOCK, block_pulses=BLOCK,
+                          methods=methods).counts
+        for methods in combos
+    }
+    reference = np.asarray(runs[("compare", "scatter")])
+    assert reference.sum() == n
+    for methods, counts in runs.items():
+        np.testing.assert_array_equal(np.asarray(counts), reference, err_msg=str(methods))
+
+
+def test_search_and_histogram_methods_agree_with_numpy():
+    rng = np.random.default_rng(5)
+    for m in (1, 2, 7, 8, 95, 128):
+        h = np.sort(rng.integers(0, 2**32, m)).astype(np.int64)
+        if m > 3:
+            h[1], h[0], h[-1] = h[2], 0, 2**32  # repeated, zero and unreachable thresholds
+        w = rng.integers(0, 2**32, 20000).astype(np.uint32)
+        w[:m] = np.minimum(h, 2**32 - 1)  # words equal to thresholds (ambiguous draws)
+        h32 = np.minimum(h, 2**32 - 1)  # upper words (a 2**32 threshold is resolved by the fix-up)
+        expect = np.searchsorted(h32, w.astype(np.int64), side="right")
+        for method in sampling.CATEGORICAL_METHODS:
+            cell, amb = sampling.categorical(jnp.asarray(w), jnp.asarray(h), method)
+            np.testing.assert_array_equal(np.asarray(cell), expect, err_msg=method)
+            below = h32[np.maximum(expect - 1, 0)]
+            np.testing.assert_array_equal(np.asarray(amb), (expect > 0) & (w.astype(np.int64) == below))
+    for n_bins in (1, 5, 96, 97):
+        v = rng.integers(-3, n_bins + 3, 10007)
+        expect = np.bincount(v[(v >= 0) & (v < n_bins)], minlength=n_bins)
+        for method in sampling.HISTOGRAM_METHODS:
+            np.testing.assert_array_equal(np.asarray(sampling.histogram(jnp.asarray(v), n_bins, method)), expect)
+    v = np.full(1000, 7)  # 1000 counts in one bin: packed bytes never carry (groups of 128 < 256)
+    assert int(sampling.histogram(jnp.asarray(v), 9, "packed")[7]) == 1000
+
+
+@pytest.mark.gpu
+def test_fast_path_on_gpu_equals_cpu():
+    """Integer Philox and 64-bit thresholds: the GPU's tally is the CPU's, bit for bit, whatever the
+    device's chunk and kernel methods."""
+    link, n = _link(), 4 * BLOCK + 17
+    key = jax.random.key(11)
+    with jax.default_device(jax.devices("cpu")[0]):
+        cpu = simulate(key, link, PROTO, n, path="fast", chunk=BLOCK, block_pulses=BLOCK, methods=("compare", "scatter"))
+        cpu = np.asarray(cpu.counts)
+    gpu = simulate(jax.device_put(key, jax.devices("gpu")[0]), link, PROTO, n, path="fast", chunk=4 * BLOCK,
+                   block_pulses=BLOCK)
+    np.testing.assert_array_equal(np.asarray(gpu.counts), cpu)

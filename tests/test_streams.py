@@ -132,6 +132,9 @@ def test_numbers_do_not_depend_on_chunk_and_runs_are_prefixes():
     assert np.array_equal(hist, np.asarray(a.counts).ravel())
     engine = StreamEngine(n_pulses=100_000, n_streams=256, burn_in_gates=40, chunk_gates=64)
     assert np.array_equal(np.asarray(engine.tally(key, link, prot).counts), np.asarray(a.counts))
+    for methods, unroll in [(("search_top", "onehot8"), 4), (("search", "split"), 1)]:  # kernels: same numbers
+        c = simulate_streams(key, link, prot, 100_000, chunk_gates=64, methods=methods, unroll=unroll, **kw)
+        assert np.array_equal(np.asarray(c.counts), np.asarray(a.counts)), methods
 
 
 def test_validation():

@@ -66,10 +66,10 @@ def _word_position(i, block_pulses: int):
     return jnp.divmod(i, block_pulses // 4)
 
 
-def _cell_fast(pkey, block_pulses: int, t_hi, t_lo):
+def _cell_fast(pkey, block_pulses: int, t_hi, t_lo, method: str = "compare"):
     """Cells of one block on the fast path: one word per pulse, rare exact fix-ups."""
     w = sampling.words(pkey, block_pulses, _S_CELL)
-    cell, amb = sampling.categorical(w, t_hi)
+    cell, amb = sampling.categorical(w, t_hi, method)
 
     def resolve(i):
         w_lo = sampling.word_at(pkey, _word_position(i, block_pulses), _S_CELL_LO)
@@ -121,7 +121,8 @@ def _physical_tables(link, protocol, max_photons: int):
     return t_class, (s_hi.astype(jnp.int64), s_lo.astype(jnp.int64)), t_fate
 
 
-def _cell_physical(pkey, block_pulses: int, link, tables, max_photons: int, photon_bins: bool):
+def _cell_physical(pkey, block_pulses: int, link, tables, max_photons: int, photon_bins: bool,
+                   method: str = "compare"):
     """Cells of one block on the physical path.
 
     Photons 0 and 1 of every pulse are handled on the whole block (one fate word each, rare exact
@@ -130,7 +131,7 @@ def _cell_physical(pkey, block_pulses: int, link, tables, max_photons: int, phot
     """
     t_class, (s_hi, s_lo), (f_hi, f_lo) = tables
     w = sampling.words(pkey, block_pulses, _S_CLASS)
-    cls, amb = sampling.categorical(w, t_class[0])
+    cls, amb = sampling.categorical(w, t_class[0], method)
 
     def resolve_class(i):
         w_lo = sampling.word_at(pkey, _word_position(i, block_pulses), _S_CLASS_LO)
@@ -220,10 +221,11 @@ def _more_photons(pkey, block_pulses, candidates, pulse, has_photon, fate_table,
 
 
 @functools.partial(
-    jax.jit, static_argnames=("path", "chunk", "block_pulses", "photon_counts", "max_photons")
+    jax.jit, static_argnames=("path", "chunk", "block_pulses", "photon_counts", "max_photons", "methods")
 )
 def simulate(key, link, protocol, n_pulses, *, path: str = "fast", chunk: int = 2**20,
-             block_pulses: int = 2**20, photon_counts: bool = False, max_photons: int = 32) -> Tally:
+             block_pulses: int = 2**20, photon_counts: bool = False, max_photons: int = 32,
+             methods: tuple[str, str] | None = None) -> Tally:
     """Tally of ``n_pulses`` independent pulses over ``link`` (see the module docstring).
 
     Args:
@@ -236,6 +238,8 @@ def simulate(key, link, protocol, n_pulses, *, path: str = "fast", chunk: int = 
         photon_counts: also tally hidden counts by photon number sent (0, 1, 2+).
         max_photons: physical path, photons per pulse simulated at most (the cut tail
             P(n > 32) is below 1e-16 for mu <= 5, 1e-25 for mu <= 2).
+        methods: ``(categorical, histogram)`` kernel methods (:func:`sampling.kernel_methods`);
+            ``None`` picks them for the backend. They never change the numbers.
 
     Returns:
         :class:`Tally` (int64 counts).
@@ -246,6 +250,7 @@ def simulate(key, link, protocol, n_pulses, *, path: str = "fast", chunk: int = 
         raise ValueError(f"chunk = {chunk} must be a positive multiple of block_pulses = {block_pulses} (a multiple of 4)")
     if chunk >= 2**31:
         raise ValueError(f"chunk = {chunk}: must be below 2**31 (int32 counts per chunk)")
+    cat_method, hist_method = sampling.kernel_methods() if methods is None else methods
     k = jnp.shape(protocol.intensities)[0]
     blocks_per_chunk = chunk // block_pulses
     n_pulses = jnp.asarray(n_pulses, jnp.int64)
@@ -259,7 +264,7 @@ def simulate(key, link, protocol, n_pulses, *, path: str = "fast", chunk: int = 
         n_cells = joint.size
 
         def cells_of(pkey):
-            return _cell_fast(pkey, block_pulses, t_hi, t_lo)
+            return _cell_fast(pkey, block_pulses, t_hi, t_lo, cat_method)
 
     else:
         if link.detector.click_model != "threshold":
@@ -272,21 +277,21 @@ def simulate(key, link, protocol, n_pulses, *, path: str = "fast", chunk: int = 
         n_cells = 8 * k * (12 if photon_counts else 4)
 
         def cells_of(pkey):
-            return _cell_physical(pkey, block_pulses, link, tables, max_photons, photon_counts)
+            return _cell_physical(pkey, block_pulses, link, tables, max_photons, photon_counts, cat_method)
 
     base = jax.random.fold_in(key, purpose)
     index = jnp.arange(block_pulses, dtype=jnp.int64)
 
-    def block_hist(b):
+    def block_cells(b):
         pkey = sampling.philox_key(base, b.astype(jnp.uint32))
         cell = cells_of(pkey)
         valid = index < n_pulses - b * block_pulses
-        cell = jnp.where(valid, cell, n_cells)  # pulses past n_pulses go to a dropped bin
-        return jax.ops.segment_sum(jnp.ones_like(cell), cell, n_cells + 1)[:n_cells]
+        return jnp.where(valid, cell, n_cells)  # pulses past n_pulses go to a dropped bin
 
     def chunk_body(c, total):
         blocks = c * blocks_per_chunk + jnp.arange(blocks_per_chunk, dtype=jnp.int64)
-        hist = jax.vmap(block_hist)(blocks).sum(axis=0, dtype=jnp.int32)  # < 2**31 per chunk
+        cells = jax.vmap(block_cells)(blocks)
+        hist = sampling.histogram(cells, n_cells, hist_method)  # int32: < 2**31 per chunk
         return total + hist.astype(jnp.int64)
 
     n_chunks = (n_pulses + chunk - 1) // chunk

@@ -37,8 +37,8 @@ import numpy as np
 from jax import lax
 
 __all__ = [
-    "philox4x32", "philox_key", "words", "uniform53", "thresholds64", "categorical",
-    "categorical_exact", "fix_ambiguous", "binomial", "multinomial", "geometric_positions",
+    "philox4x32", "philox_key", "words", "uniform53", "thresholds64", "categorical", "histogram",
+    "kernel_methods", "CATEGORICAL_METHODS", "HISTOGRAM_METHODS", "categorical_exact", "fix_ambiguous", "binomial", "multinomial", "geometric_positions",
 ]
 
 _M0 = np.uint64(0xD2511F53)
@@ -158,12 +158,34 @@ def _hi32(t_hi):
     return jnp.minimum(t_hi, 0xFFFFFFFF).astype(jnp.uint32)
 
 
-def categorical(w_hi, t_hi):
+CATEGORICAL_METHODS = ("compare", "search", "search64", "search_top")
+HISTOGRAM_METHODS = ("scatter", "onehot", "onehot8", "packed", "replicated", "split")
+
+
+def kernel_methods(backend: str | None = None) -> tuple[str, str]:
+    """``(categorical, histogram)`` methods for a backend (default: JAX's default backend).
+
+    Every method gives bit-identical results; they differ only in speed. On a CPU the unrolled
+    compares vectorize (a gather-based search does not) and a scatter-add is cheap. On a GPU a
+    scatter-add into a few hot bins serializes on atomics and the compare chain loads the M
+    thresholds per draw, so there the table is searched (log2 M steps, the first ones by selects
+    among known entries, the rest gathers from a cached table) and the histogram is a fused
+    one-hot reduction over int8 cells (see :func:`histogram`). Measured on an H100 with
+    ``scripts/gpu_variants.py`` (docs/benchmarks/): 2.1e10 pulses/s against 1.9e9 for the CPU's
+    choice.
+    """
+    backend = jax.default_backend() if backend is None else backend
+    return ("compare", "scatter") if backend == "cpu" else ("search_top", "onehot8")
+
+
+def categorical(w_hi, t_hi, method: str = "compare"):
     """Cell index from one 32-bit word per draw, and whether the lower word is needed.
 
     Args:
         w_hi: uint32 words, shape (n,).
         t_hi: upper threshold words from :func:`thresholds64`, shape (M - 1,) (one table).
+        method: ``"compare"`` (M - 1 unrolled compares per draw) or ``"search"`` (binary search,
+            ceil(log2 M) gathers per draw); the same cells either way.
 
     Returns:
         ``(cell, ambiguous)``: int32 cell (exact unless ``ambiguous``), and a bool mask of the rare
@@ -171,11 +193,110 @@ def categorical(w_hi, t_hi):
         may be lower; resolve them with :func:`categorical_exact` / :func:`fix_ambiguous`).
     """
     h = _hi32(t_hi)
-    cell = jnp.zeros(w_hi.shape, jnp.int32)
-    for j in range(h.shape[-1]):  # unrolled compares vectorize well; a gather-based search does not
-        cell = cell + (w_hi >= h[j]).astype(jnp.int32)
+    m = h.shape[-1]
+    if method == "compare":
+        cell = jnp.zeros(w_hi.shape, jnp.int32)
+        for j in range(m):  # unrolled compares vectorize well on a CPU; a gather-based search does not
+            cell = cell + (w_hi >= h[j]).astype(jnp.int32)
+    elif method in ("search", "search64", "search_top"):
+        # cell = #{j : h[j] <= w} (h is non-decreasing), by a branch-free binary search over the
+        # table padded to P = 2**K > m entries: K steps find any count in [0, P - 1]. The padding
+        # is 2**32 - 1, which only a word of 2**32 - 1 reaches, and then every real entry is
+        # <= w too, so clipping the count at m is exact. "search64": int64 table, padding 2**32.
+        size = 1 << int(m).bit_length()
+        if method in ("search", "search_top"):
+            padded, wv = jnp.concatenate([h, jnp.full(size - m, 0xFFFFFFFF, jnp.uint32)]), w_hi
+        else:
+            padded = jnp.concatenate([h.astype(jnp.int64), jnp.full(size - m, 2**32, jnp.int64)])
+            wv = w_hi.astype(jnp.int64)
+        cell = jnp.zeros(w_hi.shape, jnp.int32)
+        step = size // 2
+        while step >= 1:  # invariant: the first `cell` entries are <= w
+            if method == "search_top" and size // (2 * step) <= 4:
+                # the first levels probe at most 4 known entries: selects instead of gathers
+                probe = padded[step - 1]
+                for i in range(1, size // (2 * step)):
+                    probe = jnp.where(cell == 2 * step * i, padded[2 * step * i + step - 1], probe)
+            else:
+                probe = padded[cell + step - 1]
+            cell = jnp.where(probe <= wv, cell + step, cell)
+            step //= 2
+        cell = jnp.minimum(cell, m)
+    else:
+        raise ValueError(f"method = {method!r}: must be one of {CATEGORICAL_METHODS}")
     below = h[jnp.maximum(cell - 1, 0)]
     return cell, (cell > 0) & (w_hi == below)
+
+
+def _replicated_scatter(values, n_bins: int, replicas: int = 32):
+    """Scatter-add into ``replicas`` copies of the bins, copy chosen by position (so that the 32
+    lanes of a GPU warp never add into one address), then summed: atomics without contention."""
+    v = jnp.where((values >= 0) & (values < n_bins), values, n_bins)
+    copy = (lax.iota(jnp.int32, v.shape[0]) % replicas) * (n_bins + 1)
+    counts = jax.ops.segment_sum(jnp.ones(v.shape, jnp.int32), v.astype(jnp.int32) + copy, replicas * (n_bins + 1))
+    return counts.reshape(replicas, n_bins + 1).sum(axis=0)[:n_bins]
+
+
+def histogram(values, n_bins: int, method: str = "scatter"):
+    """int32 counts of ``values`` (int, (n,)) in bins 0 .. n_bins - 1; other values are dropped.
+
+    Methods (identical counts):
+
+    * ``"scatter"``: one scatter-add per value (``segment_sum``); best on a CPU.
+    * ``"onehot"``: a fused compare-and-reduce over (n, n_bins); ``"onehot8"`` the same on the
+      values as int8 (n_bins < 127).
+    * ``"replicated"``: scatter-add into 32 copies of the bins (by position), then summed.
+    * ``"split"``: for cells numbered 4 * group + low bits with low bits mostly 0 (no click):
+      a one-hot over the groups, a replicated scatter for the rest; the low-bits-0 counts by
+      difference.
+    * ``"packed"``: values in groups of 128; each group's counts are accumulated as bytes packed
+      four to a uint32 word (a count below 256 cannot carry into the next byte), so a value costs
+      ceil(n_bins / 4) compare-and-adds instead of n_bins, and no atomics; then the bytes are
+      unpacked and summed over groups. For accelerators.
+    """
+    values = jnp.asarray(values).ravel()
+    if method == "scatter":
+        v = jnp.where((values >= 0) & (values < n_bins), values, n_bins)
+        return jax.ops.segment_sum(jnp.ones_like(v, jnp.int32), v, n_bins + 1)[:n_bins]
+    if method == "replicated":
+        return _replicated_scatter(values, n_bins)
+    if method == "split":
+        # cell = 4 * group + low bits: the groups are counted by a one-hot over n_bins / 4 groups,
+        # the (rare) values with non-zero low bits (clicks) by a scatter, and the low-bits-0 cells
+        # (no click) as the difference: a quarter of the compares of "onehot", and atomics only
+        # for the clicks.
+        n_groups = (n_bins + 3) // 4
+        inside = (values >= 0) & (values < n_bins)
+        group = lax.optimization_barrier(jnp.where(inside, values >> 2, n_groups))
+        per_group = jnp.sum(group[:, None] == jnp.arange(n_groups, dtype=group.dtype)[None, :], axis=0,
+                            dtype=jnp.int32)
+        rare = _replicated_scatter(jnp.where((values & 3) != 0, values, n_bins), n_bins)
+        rare = jnp.concatenate([rare, jnp.zeros(4 * n_groups - n_bins, jnp.int32)]).reshape(n_groups, 4)
+        zero = per_group - rare[:, 1:].sum(axis=1)
+        return jnp.concatenate([zero[:, None], rare[:, 1:]], axis=1).ravel()[:n_bins]
+    # The values are materialized once: without the barrier XLA may fuse (and so recompute) the
+    # whole producer, Philox included, into every bin's comparison.
+    values = lax.optimization_barrier(values)
+    if method in ("onehot", "onehot8"):
+        if method == "onehot8" and n_bins < 127:  # a quarter of the bytes to read per value
+            values = lax.optimization_barrier(jnp.where((values >= 0) & (values < n_bins), values, n_bins).astype(jnp.int8))
+        return jnp.sum(values[:, None] == jnp.arange(n_bins, dtype=values.dtype)[None, :], axis=0,
+                       dtype=jnp.int32)
+    if method != "packed":
+        raise ValueError(f"method = {method!r}: must be one of {HISTOGRAM_METHODS}")
+    group = 128
+    n_words = (n_bins + 3) // 4
+    pad = (-values.shape[0]) % group
+    v = jnp.concatenate([values.astype(jnp.int32), jnp.full(pad, -1, jnp.int32)]).reshape(-1, group)
+    v = jnp.where((v >= 0) & (v < n_bins), v, 4 * n_words)  # out of range: a word never summed
+    word = v // 4
+    one = jnp.left_shift(jnp.uint32(1), (8 * (v % 4)).astype(jnp.uint32))  # (G, 128)
+    ids = jnp.arange(n_words, dtype=jnp.int32)
+    packed = jnp.sum(jnp.where(word[:, None, :] == ids[None, :, None], one[:, None, :], jnp.uint32(0)),
+                     axis=-1, dtype=jnp.uint32)  # (G, W): bytes = counts < 256
+    shifts = jnp.arange(4, dtype=jnp.uint32) * jnp.uint32(8)
+    counts = (packed[..., None] >> shifts[None, None, :]) & jnp.uint32(0xFF)  # (G, W, 4)
+    return jnp.sum(counts.reshape(counts.shape[0], -1), axis=0, dtype=jnp.int32)[:n_bins]
 
 
 def categorical_exact(w_hi, w_lo, t_hi, t_lo):
@@ -370,7 +491,7 @@ def binomial(pkey, stream, n, p, lane=0, lane2=0, tries_per_round: int = 2):
     return jnp.where(flip, n - k, k).reshape(shape)
 
 
-def multinomial(pkey, stream, n, probs, lane=0, lane2=0):
+def multinomial(pkey, stream, n, probs, lane=0, lane2=0, tries_per_round: int = 2):
     """Exact Multinomial(n, probs) counts over the last axis of ``probs`` (float64 counts).
 
     Conditional binomials along the cells, count_j ~ Binomial(n - sum_{i<j} count_i,
@@ -384,6 +505,7 @@ def multinomial(pkey, stream, n, probs, lane=0, lane2=0):
         probs: shape (..., M).
         lane, lane2: uint32, tell the rows apart (broadcastable to the batch); the cell index is
             folded into the second word as ``lane2 * M + j``.
+        tries_per_round: :func:`binomial`'s (speed only: the counts do not depend on it).
     """
     probs = jnp.asarray(probs, jnp.float64)
     m = probs.shape[-1]
@@ -400,7 +522,7 @@ def multinomial(pkey, stream, n, probs, lane=0, lane2=0):
 
     def step(remaining, xs):
         j, p_j = xs
-        c = binomial(pkey, stream, remaining, p_j, lane, lane2 + j)
+        c = binomial(pkey, stream, remaining, p_j, lane, lane2 + j, tries_per_round)
         return remaining - c, c
 
     cells = jnp.arange(m - 1, dtype=jnp.uint32)

@@ -93,13 +93,13 @@ def _arm_words(pkey, g, n_streams: int):
     return jnp.stack([a0, a1], axis=-1).reshape(shape), jnp.stack([b0, b1], axis=-1).reshape(shape)
 
 
-def _cells(pkey, g, w0, t_hi, t_lo):
+def _cells(pkey, g, w0, t_hi, t_lo, method: str = "compare"):
     """Memoryless cells (G, S) from the cell words; the rare draws whose word equals a
     threshold's upper word get their lower word (counter purpose ``_P_CELL_LO``) and an exact
     64-bit comparison."""
     shape = w0.shape
     w0 = w0.ravel()
-    cell, amb = sampling.categorical(w0, t_hi)
+    cell, amb = sampling.categorical(w0, t_hi, method)
 
     def resolve(i):
         gi, si = jnp.divmod(i, shape[1])
@@ -162,7 +162,7 @@ def _step(d, mode: str):
     return step
 
 
-def _machine(key, link, protocol, n_streams: int):
+def _machine(key, link, protocol, n_streams: int, method: str = "compare", unroll: int = 1):
     """The stream simulation of one link: ``(state0, run, joint_shape)``, ``run(state, g)`` taking
     the gates ``g`` (int64 (G,), consecutive) of every stream to ``(state, cells (G, S))``."""
     det = link.detector
@@ -179,7 +179,7 @@ def _machine(key, link, protocol, n_streams: int):
     pkey = sampling.philox_key(key, PURPOSE_STREAMS)
 
     def run(state, g):
-        cells = _cells(pkey, g, _cell_words(pkey, g, n_streams), t_hi, t_lo)  # (G, S)
+        cells = _cells(pkey, g, _cell_words(pkey, g, n_streams), t_hi, t_lo, method)  # (G, S)
 
         def draw_arms(_):
             w2, w3 = _arm_words(pkey, g, n_streams)
@@ -187,16 +187,17 @@ def _machine(key, link, protocol, n_streams: int):
 
         no_arms = jnp.zeros(cells.shape, jnp.int32)
         arms = lax.cond(t_arm > 0, draw_arms, lambda _: (no_arms, no_arms), None)  # none if p_ap = 0
-        return lax.scan(step, state, (cells,) + arms)
+        return lax.scan(step, state, (cells,) + arms, unroll=unroll)
 
     zero = jnp.zeros(n_streams, jnp.int32)
     n_dead = 1 if det.dead_time_mode == "common" else 2
     return ((zero,) * n_dead, (zero,) * (2 * TRAP_SLOTS)), run, joint.shape
 
 
-@functools.partial(jax.jit, static_argnames=("n_streams", "chunk_gates", "burn_in_gates"))
+@functools.partial(jax.jit, static_argnames=("n_streams", "chunk_gates", "burn_in_gates", "methods", "unroll"))
 def simulate_streams(key, link, protocol, n_pulses, *, n_streams: int, chunk_gates: int,
-                     burn_in_gates: int = 1024) -> Tally:
+                     burn_in_gates: int = 1024, methods: tuple[str, str] | None = None,
+                     unroll: int | None = None) -> Tally:
     """Tally of ``n_pulses`` pulses simulated as ``n_streams`` streams with detector memory.
 
     Args:
@@ -208,6 +209,10 @@ def simulate_streams(key, link, protocol, n_pulses, *, n_streams: int, chunk_gat
         n_streams: independent streams (static, a multiple of 4; physics at the stream starts).
         chunk_gates: gates per loop step (static; memory; the numbers do not depend on it).
         burn_in_gates: untallied gates at the start of every stream.
+        methods: ``(categorical, histogram)`` kernel methods (:func:`sampling.kernel_methods`);
+            ``None`` picks them for the backend. They never change the numbers.
+        unroll: gates per iteration of the compiled gate loop (``lax.scan``'s unroll; speed only);
+            ``None``: 1 on a CPU, 4 on an accelerator (fewer loop steps, each a kernel launch).
 
     Returns:
         :class:`Tally` (int64 counts), axes as the exact engine's outcome table.
@@ -216,7 +221,10 @@ def simulate_streams(key, link, protocol, n_pulses, *, n_streams: int, chunk_gat
         raise ValueError("chunk_gates must be positive and burn_in_gates non-negative")
     if chunk_gates * n_streams >= 2**31:
         raise ValueError(f"chunk_gates * n_streams = {chunk_gates * n_streams}: must be below 2**31")
-    state0, run, shape = _machine(key, link, protocol, n_streams)
+    cat_method, hist_method = sampling.kernel_methods() if methods is None else methods
+    if unroll is None:
+        unroll = 1 if jax.default_backend() == "cpu" else 4
+    state0, run, shape = _machine(key, link, protocol, n_streams, cat_method, unroll)
     n_cells = int(np.prod(shape))
     s64 = jnp.arange(n_streams, dtype=jnp.int64)
     n_pulses = jnp.asarray(n_pulses, jnp.int64)
@@ -228,8 +236,8 @@ def simulate_streams(key, link, protocol, n_pulses, *, n_streams: int, chunk_gat
         state, out = run(state, g)  # (G, S)
         pulse = (g[:, None] - burn_in_gates) * n_streams + s64[None, :]
         valid = (g[:, None] >= burn_in_gates) & (pulse < n_pulses)
-        out = jnp.where(valid, out, n_cells).ravel()
-        hist = jax.ops.segment_sum(jnp.ones_like(out), out, n_cells + 1)[:n_cells]
+        out = jnp.where(valid, out, n_cells)
+        hist = sampling.histogram(out, n_cells, hist_method)
         return state, total + hist.astype(jnp.int64)
 
     n_chunks = (n_gates + chunk_gates - 1) // chunk_gates

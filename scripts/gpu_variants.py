@@ -1,0 +1,198 @@
+"""Kernel variants of the Monte Carlo engines on an accelerator, timed and checked in one run.
+
+For a GPU session with little device time (issue #5): every variant must give the same tally as
+the reference variant (bit for bit: the methods never change the numbers), and is timed as the
+median of a few runs after a warm-up that compiles; the run size is scaled so that one run takes
+about half a second. Prints a table; with ``--json PATH`` writes the numbers; the best fast-path
+methods are printed last as ``best_methods=CATEGORICAL,HISTOGRAM`` for the benchmark that follows.
+
+    python scripts/gpu_variants.py [--budget-s 240] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import statistics
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import qmc  # noqa: F401  (float64)
+from qmc.bench_streams import correlated_detector
+from qmc.engines import sampling
+from qmc.engines.block import sample_sessions
+from qmc.engines.pulse import simulate
+from qmc.engines.streams import simulate_streams
+from qmc.mc_study import decoy_protocol, gys_link
+
+T0 = time.perf_counter()
+
+
+def timed(fn, n0: int, n_max: int, target_s: float = 0.5, reps: int = 3):
+    """(first call s, result at n0, median s per run at n, n): n scaled so a run takes ~target_s."""
+    t = time.perf_counter()
+    first = jax.block_until_ready(fn(n0))
+    first_s = time.perf_counter() - t
+    t = time.perf_counter()
+    jax.block_until_ready(fn(n0))
+    per = max(time.perf_counter() - t, 1e-6) / n0
+    n = int(min(n_max, max(n0, target_s / per)))
+    walls = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        jax.block_until_ready(fn(n))
+        walls.append(time.perf_counter() - t)
+    return first_s, first, statistics.median(walls), n
+
+
+def philox_ceiling(n_words: int = 2**32, chunk: int = 2**24):
+    """Words per second of the bare generator (a sum of all words, so nothing is stored)."""
+    pkey = jnp.asarray([1, 2], jnp.uint32)
+
+    @jax.jit
+    def run(n):
+        def body(c, acc):
+            w = sampling.words(pkey, chunk, c.astype(jnp.uint32))
+            return acc ^ jnp.bitwise_xor.reduce(w)
+        return jax.lax.fori_loop(0, n // chunk, body, jnp.uint32(0))
+
+    jax.block_until_ready(run(chunk))
+    t = time.perf_counter()
+    jax.block_until_ready(run(n_words))
+    return n_words / (time.perf_counter() - t)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--budget-s", type=float, default=240.0, help="skip variants after this many seconds")
+    parser.add_argument("--json", default=None)
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes: check the script itself (CPU)")
+    args = parser.parse_args()
+    shrink = 2**8 if args.smoke else 1
+    dev = jax.devices()[0]
+    print(f"device {dev.platform}:{dev.device_kind}, jax {jax.__version__}", flush=True)
+    key = jax.random.key(0)
+    link, protocol = gys_link(50.0), decoy_protocol()
+    rows, out = [], {"device": f"{dev.platform}:{dev.device_kind}", "jax": jax.__version__}
+
+    def over_budget():
+        return time.perf_counter() - T0 > args.budget_s
+
+    try:
+        out["philox_words_per_s"] = philox_ceiling(2**32 // shrink)
+        rows.append(("philox words (ceiling)", "-", "-", out["philox_words_per_s"], 0.0, True))
+    except Exception as e:  # noqa: BLE001  (a variant that fails must not stop the others)
+        print("philox ceiling failed:", repr(e)[:300], flush=True)
+
+    fast = [(("search", "onehot"), 2**24), (("search_top", "onehot"), 2**24), (("search", "onehot8"), 2**24),
+            (("search_top", "onehot8"), 2**24), (("search_top", "onehot8"), 2**26)]
+    ref, best = None, (0.0, None)
+    for methods, chunk in fast:
+        if over_budget():
+            print("budget: skipping", methods, chunk, flush=True)
+            continue
+        try:
+            fn = lambda n, m=methods, c=chunk: simulate(key, link, protocol, jnp.int64(n), path="fast", chunk=c, methods=m)  # noqa: E731
+            first_s, t0, wall, n = timed(fn, 2**26 // shrink, 2**34 // shrink)
+            counts = np.asarray(t0.counts)
+            same = ref is None or np.array_equal(counts, ref)
+            ref = counts if ref is None else ref
+            rate = n / wall
+            rows.append(("fast path", "/".join(methods), chunk, rate, first_s, same))
+            out[f"fast_{'_'.join(methods)}_{chunk}"] = rate
+            if same and rate > best[0]:
+                best = (rate, methods, chunk)
+            print(rows[-1], flush=True)
+        except Exception as e:  # noqa: BLE001
+            print("fast", methods, chunk, "failed:", repr(e)[:300], flush=True)
+    cheap = best[1] or ("search", "onehot")
+
+    # The same at a high click rate (0 km, 90 % efficient detectors: ~40 % of pulses click),
+    # where scatters meet contention.
+    hot = dataclasses.replace(gys_link(0.0), detector=dataclasses.replace(link.detector, efficiency=0.9))
+    for methods in [("search", "onehot"), ("search_top", "onehot8")]:
+        if over_budget():
+            continue
+        try:
+            fn = lambda n, m=methods: simulate(key, hot, protocol, jnp.int64(n), path="fast", chunk=2**24, methods=m)  # noqa: E731
+            first_s, t0, wall, n = timed(fn, 2**26 // shrink, 2**34 // shrink)
+            rows.append(("fast path, 0 km eff 0.9", "/".join(methods), 2**24, n / wall, first_s, True))
+            out[f"fast_hot_{'_'.join(methods)}"] = n / wall
+            print(rows[-1], flush=True)
+        except Exception as e:  # noqa: BLE001
+            print("hot", methods, "failed:", repr(e)[:300], flush=True)
+
+    ref = None
+    for methods in [("search", "onehot"), cheap]:
+        if over_budget():
+            continue
+        try:
+            fn = lambda n, m=methods: simulate(key, link, protocol, jnp.int64(n), path="physical", chunk=2**24, methods=m)  # noqa: E731
+            first_s, t0, wall, n = timed(fn, 2**25 // shrink, 2**32 // shrink)
+            counts = np.asarray(t0.counts)
+            same = ref is None or np.array_equal(counts, ref)
+            ref = counts if ref is None else ref
+            rows.append(("physical path", "/".join(methods), 2**24, n / wall, first_s, same))
+            out[f"physical_{'_'.join(methods)}"] = n / wall
+            print(rows[-1], flush=True)
+        except Exception as e:  # noqa: BLE001
+            print("physical", methods, "failed:", repr(e)[:300], flush=True)
+
+    slink = dataclasses.replace(link, detector=correlated_detector(link.detector))
+    for n_streams, methods in [(2**18 // shrink, ("search", "onehot")), (2**18 // shrink, cheap)]:
+        if over_budget():
+            continue
+        try:
+            gates = max(1, 2**24 // n_streams)
+            fn = lambda n, s=n_streams, m=methods, g=gates: simulate_streams(  # noqa: E731
+                key, slink, protocol, jnp.int64(n), n_streams=s, chunk_gates=g, burn_in_gates=1024, methods=m)
+            first_s, t0, wall, n = timed(fn, 2**28 // shrink, 2**34 // shrink)
+            work = n + n_streams * 1024
+            rows.append((f"streams {n_streams}", "/".join(methods), gates, work / wall, first_s, True))
+            out[f"streams_{n_streams}_{'_'.join(methods)}"] = work / wall
+            print(rows[-1], flush=True)
+        except Exception as e:  # noqa: BLE001
+            print("streams", n_streams, methods, "failed:", repr(e)[:300], flush=True)
+
+    for n_sessions, tries in [(2**22 // shrink, 2), (2**22 // shrink, 3), (2**23 // shrink, 2)]:
+        if over_budget():
+            continue
+        try:
+            fn = jax.jit(lambda k, s=n_sessions, t=tries: sample_sessions(k, link, protocol, 10**9, s, True, tries_per_round=t))
+            t = time.perf_counter()
+            first = jax.block_until_ready(fn(key))
+            first_s = time.perf_counter() - t
+            walls = []
+            for i in range(3):
+                t = time.perf_counter()
+                jax.block_until_ready(fn(jax.random.key(i + 1)))
+                walls.append(time.perf_counter() - t)
+            rate = n_sessions / statistics.median(walls)
+            same = True
+            if tries != 2 and n_sessions == 2**22 // shrink:
+                same = bool(np.array_equal(np.asarray(first.counts), block_ref))
+            else:
+                block_ref = np.asarray(first.counts)
+            rows.append((f"block sessions tries {tries}", "-", n_sessions, rate, first_s, same))
+            out[f"block_{n_sessions}_tries{tries}"] = rate
+            print(rows[-1], flush=True)
+        except Exception as e:  # noqa: BLE001
+            print("block", n_sessions, "failed:", repr(e)[:300], flush=True)
+
+    print(f"\n{'what':24s} {'methods':16s} {'chunk':>10s} {'per s':>10s} {'first s':>8s} same")
+    for what, m, c, rate, first_s, same in rows:
+        print(f"{what:24s} {m:16s} {str(c):>10s} {rate:10.3g} {first_s:8.1f} {same}")
+    out["best_fast"] = {"rate": best[0], "methods": best[1], "chunk": best[2]}
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(out, f)
+    print(f"elapsed {time.perf_counter() - T0:.0f} s")
+    print(f"best_methods={','.join(cheap)}")
+
+
+if __name__ == "__main__":
+    main()
