@@ -6,6 +6,9 @@ and of the stream engine (with stderr by batch means over the independent stream
 ``model_rate = True`` where the detectors have memory: the security proofs behind the analyses
 assume neither afterpulsing nor dead time, so rates from such rows are model rates.
 Figure: :func:`qmc.plots.correlated.approximation_vs_simulation`.
+
+``qmc experiment=afterpulsing`` runs it as a study (:func:`_run_afterpulsing`, registered as
+``afterpulsing``): one chunk per afterpulse probability.
 """
 
 from __future__ import annotations
@@ -18,7 +21,13 @@ import numpy as np
 from qmc.engines import exact
 from qmc.engines.streams import sample_cells
 
-__all__ = ["afterpulse_comparison_rows"]
+__all__ = ["afterpulse_comparison_rows", "AFTERPULSING_COLUMNS"]
+
+AFTERPULSING_COLUMNS = (
+    "length_km", "p_afterpulse", "afterpulse_decay_gates", "dead_time_gates", "dead_time_mode", "k", "mu",
+    "gain_approx", "gain_sim", "gain_sim_stderr", "gain_ratio_sim_over_approx", "qber_approx", "qber_sim",
+    "qber_sim_stderr", "n_streams", "n_gates", "burn_in_gates", "model_rate",
+)
 
 
 def _stats(cells, k, basis):
@@ -58,3 +67,65 @@ def afterpulse_comparison_rows(key, link, protocol, p_afterpulse_values, n_gates
                 model_rate=det.has_memory(),
             ))
     return rows
+
+
+def _run_afterpulsing(spec):
+    """Registry adapter of ``qmc experiment=afterpulsing``: one chunk per afterpulse probability.
+
+    Reads ``sweep.p_afterpulse`` (values in [0, 1)), ``streams`` (``n_streams``, ``n_gates``,
+    ``burn_in_gates``), the link (its detector's decay and dead time) and ``seed``. Every value
+    is checked (as the detector field it sets) before anything is compiled.
+    """
+    import jax
+
+    from qmc.studies import Chunk, axis_values
+    from qmc.validation import ValidationError, validate
+
+    sweep = spec.get("sweep") or {}
+    if sweep.get("p_afterpulse") is None:
+        raise ValidationError("sweep.p_afterpulse: missing (give values, or start, stop and step)")
+    values = axis_values(sweep["p_afterpulse"], "sweep.p_afterpulse")
+    link, protocol = spec["link"], spec["protocol"]
+    validate(link)
+    validate(protocol)
+    for p_ap in values:
+        validate(dataclasses.replace(link.detector, p_afterpulse=float(p_ap)), "detector.")  # field and range
+    streams = dict(spec.get("streams") or {})
+    sizes = {name: int(float(streams.get(name, default))) for name, default in
+             (("n_streams", 2048), ("n_gates", 2048), ("burn_in_gates", 512))}
+    if sizes["n_streams"] <= 0 or sizes["n_streams"] % 4:
+        raise ValidationError(f"streams.n_streams = {sizes['n_streams']}: must be a positive multiple of 4")
+    if sizes["n_gates"] < 2 or sizes["burn_in_gates"] < 0:
+        raise ValidationError(f"streams.n_gates = {sizes['n_gates']} must be >= 2 and streams.burn_in_gates = "
+                              f"{sizes['burn_in_gates']} >= 0")
+    key = jax.random.key(int(spec.get("seed", 0) or 0))
+    det = link.detector
+    fixed = dict(length_km=float(link.channel.length_km) if hasattr(link.channel, "length_km") else None,
+                 afterpulse_decay_gates=float(det.afterpulse_decay_gates), dead_time_gates=float(det.dead_time_gates),
+                 dead_time_mode=str(det.dead_time_mode), **sizes)
+
+    def chunks():
+        for i, p_ap in enumerate(values):
+            rows = afterpulse_comparison_rows(jax.random.fold_in(key, i), link, protocol, [float(p_ap)], **sizes)
+            for r in rows:
+                r.update(fixed)
+                r["gain_ratio_sim_over_approx"] = r["gain_sim"] / r["gain_approx"] if r["gain_approx"] > 0 else None
+            yield Chunk(rows, i, len(values))
+
+    return chunks()
+
+
+def _afterpulsing_figure(rows, ax=None, **kwargs):
+    from qmc.plots.correlated import approximation_vs_simulation
+
+    return approximation_vs_simulation(rows, axes=ax, **kwargs)
+
+
+def _register() -> None:
+    from qmc.studies import Study, register
+
+    register(Study(name="afterpulsing", run=_run_afterpulsing, columns=AFTERPULSING_COLUMNS,
+                   figure=_afterpulsing_figure, figure_name="afterpulse_approximation"))
+
+
+_register()

@@ -18,7 +18,8 @@ Memory: afterpulsing and dead time (all off by default; see docs/correlated.md).
 * **Afterpulsing** (``p_afterpulse``, ``afterpulse_decay_gates`` = tau): a click leaves, with
   total probability p_ap, a trapped carrier that is released j gates later with probability
   (1 - r) r^(j - 1), j >= 1, r = exp(-1 / tau): one trap family with an exponential release law
-  (Cova, Lacaita, Ripamonti, IEEE Electron Device Lett. 12, 685 (1991); a single exponential is
+  (Cova, Lacaita, Ripamonti, "Trapping phenomena in avalanche photodiodes on nanosecond scale",
+  IEEE Electron Device Lett. 12, 685 (1991); a single exponential is
   the simplest form of the multi-trap models that Korzh et al., arXiv:1411.0653
   show to be incomplete over long times). The release fires the detector that clicked (so it
   repeats that detector's bit), unless that detector is dead then (the carrier is then lost);

@@ -77,7 +77,8 @@ STUDIES: dict[str, Study] = {}
 # Modules that register studies when imported (besides this one). A study in its own module adds
 # the module here; :func:`get` and :func:`names` import them on first use, so ``import qmc``
 # stays light and the command needs no change.
-STUDY_MODULES: list[str] = ["qmc.finite_study", "qmc.finite_mc", "qmc.mc_study", "qmc.optimize_study"]
+STUDY_MODULES: list[str] = ["qmc.finite_study", "qmc.finite_mc", "qmc.mc_study", "qmc.optimize_study",
+                             "qmc.correlated_study"]
 
 
 def register(study: Study) -> Study:

@@ -323,3 +323,17 @@ def test_ctrl_c_during_a_cli_sweep_keeps_complete_chunks(tmp_path):
     rows = read_results(run_dir)
     assert 0 < len(rows) < 201 * len(ANALYSES) and len(rows) % len(ANALYSES) == 0
     assert read_metadata(run_dir)["status"] == "interrupted"
+
+
+def test_afterpulsing_experiment_rows_and_bad_probability():
+    """`qmc experiment=afterpulsing`: approximation beside simulation per p_ap and intensity,
+    labelled model rates where the detectors have memory; a p_ap above 1 is refused first."""
+    small = ["experiment=afterpulsing", "streams.n_streams=64", "streams.n_gates=64", "streams.burn_in_gates=16",
+             "sweep.p_afterpulse.values=[0,0.1]"]
+    _, spec, chunks = prepare(*small)
+    rows = [r for chunk in chunks for r in chunk.rows]
+    assert len(rows) == 2 * 3 and set(rows[0]) >= set(studies.get("afterpulsing").columns)
+    assert [r["model_rate"] for r in rows] == [False] * 3 + [True] * 3
+    assert all(r["length_km"] == 25.0 and r["afterpulse_decay_gates"] == 10.0 for r in rows)
+    with pytest.raises(qmc.ValidationError, match=r"detector.p_afterpulse = 1.5 is out of range"):
+        prepare(*small[:-1], "sweep.p_afterpulse.values=[0,1.5]")
