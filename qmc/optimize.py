@@ -25,13 +25,17 @@ unclipped key length (finite-key and asymptotic two/one-decoy), ln of how far l/
 a start without key still moves toward one. Value and gradient are finite everywhere (the
 analyses guard max(R, 0), square roots, logarithms and H2(0); the loss uses double ``where``).
 
-Algorithm. BFGS on theta (dense inverse Hessian: theta has at most 2k dimensions), Armijo
-backtracking with safeguarded quadratic interpolation, step length capped in theta units, stopped
-when the loss decrease or the gradient is negligible. It runs inside one ``jax.jit``, vmapped over
-starts and over links, in a ``while_loop`` that ends when every batch member has converged.
-Several starts per link (the user's protocol plus spread-out ones) guard against local optima;
-:func:`maximize_sweep` adds continuation along a sweep: every point is restarted from the optima
-of its two neighbours, repeatedly, while that improves any point (inside the same compiled call).
+Algorithm. BFGS on theta (dense inverse Hessian: theta has at most 2k dimensions; gradients by
+forward-mode autodiff, d tangents of one ``jvp``), Armijo backtracking with safeguarded
+quadratic interpolation, step length capped in theta units, stopped when the loss decrease, the
+decrease the quasi-Newton model predicts or the gradient is negligible; each loop iteration is one
+evaluation, so the loss is traced once.
+:func:`maximize` runs several starts per link side by side (the user's protocol and the best of
+a pool of spread-out starts, screened by loss value), vmapped over links. :func:`maximize_sweep`
+adds continuation along a sweep: chains of consecutive points, each point warm-started from the
+previous optimum (extrapolated, with its inverse Hessian), a spread-out start every few points,
+then passes that restart every point from its neighbours' optima while that improves any point.
+Everything is one ``jax.jit`` call.
 
 A point where no start gives a positive rate returns rate 0 with the analysis' reason
 (``Optimum.found`` is False there).
@@ -253,17 +257,21 @@ class _State(NamedTuple):
 
 def minimize_bfgs(fun, x0, *, max_iter: int = 100, max_linesearch: int = 20, gtol: float = 1e-7,
                   ftol: float = 1e-12, max_step: float = 2.0, max_eval: int | None = None,
-                  patience: int = 15, cutoff=jnp.inf, h0=None, fresh0=None):
+                  patience: int = 15, cutoff=jnp.inf, h0=None, fresh0=None, dtol: float = 1e-10):
     """Minimize ``fun`` from ``x0`` with BFGS (traceable, vmappable).
 
     Armijo backtracking (c1 = 1e-4) with safeguarded quadratic interpolation; steps capped at
     ``max_step`` in the max norm; the inverse Hessian starts as the identity, is rescaled by
     s.y / y.y at its first update (Nocedal and Wright, Eq. (6.20)), and is reset when the loss
     crosses between the feasible and the infeasible regime. Stops when the gradient max norm is
-    below ``gtol``, the loss decrease below ``ftol`` (1 + |f|), the line search fails, after
-    ``max_iter`` iterations or ``max_eval`` evaluations, or at once if the loss at ``x0`` is not
-    below ``cutoff`` (a restart that cannot beat a known value costs one evaluation). A run still
-    without key (loss in the infeasible regime) after ``patience`` iterations gives up.
+    below ``gtol``, the loss decrease below ``ftol`` (1 + |f|), the decrease the quasi-Newton model
+    predicts (g.H.g / 2, once H is not a plain identity: updated, or inherited through ``h0``)
+    below ``dtol`` (1 + |f|) (a warm start near its optimum then stops after one or two
+    evaluations; with f = -ln R of 5 to 30, 1e-10 leaves about 1e-9 of the rate), the line
+    search fails, after ``max_iter`` iterations or ``max_eval`` evaluations, or at once if the
+    loss at ``x0`` is not below ``cutoff`` (a restart that cannot beat a known value costs one
+    evaluation). A run still without key (loss in the infeasible regime) after ``patience``
+    iterations gives up.
 
     ``h0`` warm-starts the inverse Hessian (e.g. the previous point's along a sweep: a warm start
     then converges in a few steps); ``fresh0`` True treats it as an unscaled identity.
@@ -291,10 +299,11 @@ def minimize_bfgs(fun, x0, *, max_iter: int = 100, max_linesearch: int = 20, gto
         p = -h @ g
         slope = g @ p
         descent = slope < 0.0
+        decrement = jnp.where(descent, -0.5 * slope, jnp.inf)  # predicted decrease, g.h.g / 2
         p = jnp.where(descent, p, -g)
         slope = jnp.where(descent, slope, -(g @ g))
         scale = jnp.minimum(1.0, max_step / jnp.maximum(jnp.max(jnp.abs(p)), 1e-300))
-        return p * scale, slope * scale
+        return p * scale, slope * scale, decrement
 
     x0 = jnp.asarray(x0, jnp.float64)
     d = x0.shape[0]
@@ -329,9 +338,12 @@ def minimize_bfgs(fun, x0, *, max_iter: int = 100, max_linesearch: int = 20, gto
         update = ~first & (sy > 1e-12 * jnp.sqrt(step @ step) * jnp.sqrt(yy)) & ~crossed
         h_acc = jnp.where(crossed, eye, jnp.where(update, h_upd, s.h))
         fresh_acc = jnp.where(crossed, True, jnp.where(update, False, s.fresh))
-        p_acc, slope_acc = direction(h_acc, g_t)
+        p_acc, slope_acc, decrement = direction(h_acc, g_t)
         small = ~first & ~crossed & ((s.f - f_t) <= ftol * (1.0 + jnp.abs(f_t)))
-        converged = ((jnp.max(jnp.abs(g_t)) <= gtol) | small | ~jnp.isfinite(f_t) | (s.k + 1 >= max_iter)
+        # the quasi-Newton model predicts a negligible decrease (its inverse Hessian has been
+        # updated or inherited: not a plain identity)
+        settled = ~fresh_acc & (f_t < 0.5 * _INFEASIBLE) & (decrement <= dtol * (1.0 + jnp.abs(f_t)))
+        converged = ((jnp.max(jnp.abs(g_t)) <= gtol) | small | settled | ~jnp.isfinite(f_t) | (s.k + 1 >= max_iter)
                      | (first & ~(f_t < cutoff)) | ((s.k + 1 >= patience) & (f_t >= 0.5 * _INFEASIBLE)))
         # Rejected: backtrack (minimizer of the quadratic through f(0), f'(0), f(alpha), kept in
         # [0.1, 0.5] alpha); give up after max_linesearch trials.
@@ -449,7 +461,7 @@ def starting_points(protocol, space: Space, n_starts: int, seed: int = 0) -> np.
 # Drivers
 # ----------------------------------------------------------------------------------------------
 
-_BFGS_DEFAULTS = dict(max_iter=40, max_linesearch=20, gtol=1e-7, ftol=1e-12, max_step=2.0, patience=15)
+_BFGS_DEFAULTS = dict(max_iter=40, max_linesearch=20, gtol=1e-7, ftol=1e-12, max_step=2.0, patience=15, dtol=1e-10)
 
 
 def _options(bfgs: Mapping[str, Any]) -> tuple:
@@ -475,13 +487,15 @@ def _optimize(tree, batch, pool, paths, space, bfgs, lanes, chain_length, contin
         batch: (P, n) values at ``paths``, or (``paths`` None) a Link whose leaves have a leading
             axis P (it replaces ``tree["link"]``).
         pool: (P, S, d) listed starts per point (S >= lanes; start 0 is the user's protocol).
-        lanes: BFGS runs per point, in lockstep.
+        lanes: BFGS runs per point (side by side, or one after the other if ``sequential_lanes``).
         chain_length: consecutive points solved one after the other (a ``lax.scan``), each
             warm-started from the previous point's optimum; the P / chain_length chains run side
             by side (``vmap``). 1: every point at once, no warm start.
-        continuation: passes after the first, alternately backward and forward, while any point
-            improves: each point restarts from its two neighbours' optima (lanes 0 and 1), and a
-            lane stops after one evaluation unless its start already beats the point's own optimum.
+        continuation: passes after the first, alternately backward and forward, each run only if
+            a vectorized check (the loss of every point at its neighbours' optima, values only)
+            finds a point to improve: each point restarts from its two neighbours' optima (lanes 0
+            and 1), and a lane stops after one evaluation unless its start already beats the
+            point's own optimum.
         explore_every: along a chain, the lanes other than the warm start run at every
             ``explore_every``-th point only (and at the chain's first); elsewhere they stop after
             one evaluation.
@@ -550,8 +564,8 @@ def _optimize(tree, batch, pool, paths, space, bfgs, lanes, chain_length, contin
         prev = jnp.clip(jnp.where(forward, idx - 1, idx + 1), 0, total - 1)
         nxt = jnp.clip(jnp.where(forward, idx + 1, idx - 1), 0, total - 1)
         first_pass = p == 0
-        # First pass: listed starts (rotating through the pool after the chain's first point) and
-        # the warm start in lane 0. Later passes: the neighbours' optima.
+        # First pass: the warm start in lane 0, screened starts of the pool in the others. Later
+        # passes: the neighbours' optima.
         lane_ids = jnp.arange(lanes)
         items = jax.tree_util.tree_map(lambda x: x[idx], batch)
         rows = pool[idx]  # (C, S, d)
@@ -602,26 +616,44 @@ def _optimize(tree, batch, pool, paths, space, bfgs, lanes, chain_length, contin
         theta, f, _, evals, h = solve_lanes(items, lane_starts, cutoff, h0, fresh0)  # (C, L, ...)
         f = jnp.where(jnp.isnan(f), jnp.inf, f)
         lane = jnp.argmin(f, axis=1)
-        rows = jnp.arange(n_chains)
-        f_new, theta_new = f[rows, lane], theta[rows, lane]
+        chains = jnp.arange(n_chains)
+        f_new, theta_new = f[chains, lane], theta[chains, lane]
         better = f_new < own
         best_theta = best_theta.at[idx].set(jnp.where(better[:, None], theta_new, best_theta[idx]))
         best_f = best_f.at[idx].set(jnp.where(better, f_new, own))
-        best_h = best_h.at[idx].set(jnp.where(better[:, None, None], h[rows, lane], best_h[idx]))
+        best_h = best_h.at[idx].set(jnp.where(better[:, None, None], h[chains, lane], best_h[idx]))
         n_eval = n_eval.at[idx].add(jnp.sum(evals, axis=1, dtype=jnp.int32))
-        # Another pass is worth it only if this one found or improved a key somewhere.
-        gained = better & ~first_pass & (f_new < 0.5 * _INFEASIBLE)
-        return (best_theta, best_f, best_h, n_eval, improved | jnp.any(gained), p), None
+        return (best_theta, best_f, best_h, n_eval, improved, p), None
+
+    everywhere = jnp.arange(total)
+    left, right = jnp.maximum(everywhere - 1, 0), jnp.minimum(everywhere + 1, total - 1)
+    # the left neighbour was the warm start in the first pass, except at a chain's first point
+    left_tried = (everywhere % m != 0) & (m > 1)
+
+    def worth_another_pass(best_theta, best_f, first):
+        """Would a pass restart any point profitably? All points at once, values only: a
+        neighbour's optimum beats the point's own here, or (after the first pass) a point without
+        key lies beside a point with key that was not its warm start."""
+        starts = jnp.stack([best_theta[left], best_theta[right]], axis=1)  # (T, 2, d)
+        values = jax.vmap(screen_point)(batch, starts)  # (T, 2)
+        values = jnp.nan_to_num(values, nan=jnp.inf)
+        margin = 1e-6 * (1.0 + jnp.abs(best_f))
+        better = jnp.any(values < (best_f - margin)[:, None], axis=1) & (best_f < 0.5 * _INFEASIBLE)
+        no_key = best_f >= 0.5 * _INFEASIBLE
+        untried = ((best_f[left] < 0.5 * _INFEASIBLE) & ~left_tried) | (best_f[right] < 0.5 * _INFEASIBLE)
+        return jnp.any(better | (no_key & ~jnp.all(values >= 0.5 * _INFEASIBLE, axis=1))
+                       | (first & no_key & untried))
 
     def one_pass(carry):
         best_theta, best_f, best_h, n_eval, _, p = carry
-        (best_theta, best_f, best_h, n_eval, improved, _), _ = jax.lax.scan(
+        (best_theta, best_f, best_h, n_eval, _, _), _ = jax.lax.scan(
             step, (best_theta, best_f, best_h, n_eval, jnp.asarray(False), p), jnp.arange(m))
-        return best_theta, best_f, best_h, n_eval, improved | (p == 0), p + 1  # pass 1 always runs
+        worth = (p < continuation) & worth_another_pass(best_theta, best_f, p == 0) if continuation else False
+        return best_theta, best_f, best_h, n_eval, jnp.asarray(worth), p + 1
 
     def again(carry):
-        improved, p = carry[-2:]
-        return (p == 0) | ((p <= continuation) & improved)
+        worth, p = carry[-2:]
+        return (p == 0) | worth
 
     init = (pool[:, 0], jnp.full(total, jnp.inf), jnp.broadcast_to(jnp.eye(d), (total, d, d)),
             jnp.zeros(total, jnp.int32), jnp.asarray(True), jnp.asarray(0, jnp.int32))
@@ -693,7 +725,7 @@ def maximize(
         n_pool: starts screened (values only) for the lanes after the first.
         seed: seed of the spread-out starts.
         validate: check the analysis and the protocol first (concrete values only).
-        **bfgs: options of :func:`minimize_bfgs` (``max_iter``, ``gtol``, ``ftol``, ``patience``).
+        **bfgs: options of :func:`minimize_bfgs` (``max_iter``, ``gtol``, ``ftol``, ``dtol``, ``patience``).
 
     Returns:
         :class:`Optimum` (leaves with a leading axis P when ``batched``).
@@ -707,7 +739,7 @@ def maximize(
         _check(analysis, protocol, space)
     links = link if batched else jax.tree_util.tree_map(lambda x: jnp.asarray(x)[None], link)
     n_points = int(jax.tree_util.tree_leaves(links)[0].shape[0])
-    pool = _pool(protocol, space, max(int(n_pool), int(n_starts), 1), starts, seed, n_points)
+    pool = _pool(protocol, space, max(int(n_pool), int(n_starts)) if n_starts > 1 else 1, starts, seed, n_points)
     tree = {"link": None, "analysis": analysis, "protocol": protocol}
     lanes = max(int(n_starts), 1)
     if pool.shape[1] < lanes:
@@ -760,7 +792,8 @@ def maximize_sweep(
         explore_every: along a chain, the spread-out starts run at every ``explore_every``-th
             point only (and at the chain's first): the warm start carries the optimum, the others
             look for a better basin, and the continuation passes spread what they find.
-        continuation: at most this many passes of restarts from the neighbours' optima (0: none).
+        continuation: at most this many passes of restarts from the neighbours' optima (0: none;
+            a single point has none).
         **bfgs: options of :func:`minimize_bfgs`.
 
     Returns:
@@ -785,13 +818,15 @@ def maximize_sweep(
     grid = np.stack(columns, axis=1)
     n_points = len(grid)
     lanes = max(int(n_starts), 1)
-    pool = _pool(protocol, space, max(int(n_pool), lanes), starts, seed, n_points)
+    # one lane never screens the pool: only the user's start is used
+    pool = _pool(protocol, space, max(int(n_pool), lanes) if lanes > 1 else 1, starts, seed, n_points)
     if pool.shape[1] < lanes:
         raise ValueError(f"starts: {pool.shape[1]} given, n_starts = {lanes} needs at least as many")
     if chain_length is None:  # CPU: two chains (half the sequential steps, no lockstep cost yet)
         chain_length = -(-n_points // 2) if jax.default_backend() == "cpu" else 1
     m = max(1, min(int(chain_length), n_points))
-    return _optimize(tree, jnp.asarray(grid), pool, paths, space, _options(bfgs), lanes, m, int(continuation),
+    continuation = int(continuation) if n_points > 1 else 0  # one point: no neighbours (less to compile)
+    return _optimize(tree, jnp.asarray(grid), pool, paths, space, _options(bfgs), lanes, m, continuation,
                      max(int(explore_every), 1), m > 1 and lanes > 1)
 
 

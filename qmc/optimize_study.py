@@ -35,7 +35,7 @@ from qmc.analysis import PLOB, SinglePhoton, reason_text
 from qmc.studies import Chunk, Study, axis_values, register
 from qmc.validation import ValidationError
 
-__all__ = ["OPTIMIZE_COLUMNS", "optimize_link", "format_table"]
+__all__ = ["OPTIMIZE_COLUMNS", "optimize_link", "format_table", "table_notes"]
 
 OPTIMIZE_COLUMNS = (
     "analysis", "length_km", "block_size", "key_rate", "key_rate_bps", "reason", "free",
@@ -118,12 +118,12 @@ def _g(x, digits=4) -> str:
     return f"{x:.{digits}g}"
 
 
-def format_table(rows: Sequence[Mapping[str, Any]]) -> str:
-    """The rows of :func:`optimize_link` as a plain-text table (one line per point and analysis)."""
+def format_table(rows: Sequence[Mapping[str, Any]], notes: bool = True) -> str:
+    """The rows of :func:`optimize_link` as a plain-text table (one line per point and analysis),
+    with the footnotes of :func:`table_notes` when ``notes``."""
     head = ["analysis", "km", "block", "key rate", "bit/s", "mu1", "mu2", "mu3", "p_mu1", "p_mu2", "p_mu3",
             "p_z", "MC median/pred.", "reason"]
     lines = [head]
-    fixed_any = False
     for r in rows:
         mc = "-"
         if r.get("mc_key_length_median") is not None and r.get("key_length"):
@@ -131,10 +131,8 @@ def format_table(rows: Sequence[Mapping[str, Any]]) -> str:
         free = set(str(r.get("free") or "").split())
 
         def param(name):
-            nonlocal fixed_any
             if r.get(name) is None or name in free:
                 return _g(r.get(name))
-            fixed_any = True
             return _g(r[name]) + "*"
 
         lines.append([
@@ -144,14 +142,21 @@ def format_table(rows: Sequence[Mapping[str, Any]]) -> str:
         ])
     widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
     text = ["  ".join(cell.ljust(w) if i in (0, len(head) - 1) else cell.rjust(w)
-                      for i, (cell, w) in enumerate(zip(line, widths))) for line in lines]
-    text.insert(1, "-" * len(text[0]))
-    if fixed_any:
-        text.append("* fixed at the protocol's value (no interior optimum, or set by the user)")
+                      for i, (cell, w) in enumerate(zip(line, widths))).rstrip() for line in lines]
+    text.insert(1, "-" * max(len(line) for line in text))
+    return "\n".join(text + (table_notes(rows) if notes else []))
+
+
+def table_notes(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Footnotes of :func:`format_table` for these rows: fixed parameters, the block-engine check."""
+    out = []
+    if any(r.get(n) is not None and n not in str(r.get("free") or "").split()
+           for r in rows for n in ("mu1", "mu2", "mu3", "p_mu1", "p_mu2", "p_mu3", "p_z")):
+        out.append("* fixed at the protocol's value (no interior optimum, or set by the user)")
     if any(r.get("mc_key_length_median") is not None for r in rows):
-        text.append("MC median/pred.: median block-engine session key length over the predicted one, and "
-                    "whether they agree within the sessions' spread")
-    return "\n".join(text)
+        out.append("MC median/pred.: median block-engine session key length over the predicted one, and "
+                   "whether they agree within the sessions' spread (half the 16-84 % range)")
+    return out
 
 
 def optimize_link(
@@ -207,6 +212,7 @@ def optimize_link(
 def _chunks(link, protocol, jobs, problems, lengths, n_starts, continuation, check_sessions, seed, print_table):
     rep_rate_hz = float(getattr(link.source, "rep_rate_hz", math.nan))
     key = jax.random.key(seed)
+    printed: list[dict] = []
     if print_table:
         for note in problems:
             print(f"optimize_link: {note}", file=sys.stderr)
@@ -220,8 +226,10 @@ def _chunks(link, protocol, jobs, problems, lengths, n_starts, continuation, che
             checks = _block_checks(jax.random.fold_in(key, index), analysis, link, lengths, opt.protocol,
                                    int(check_sessions))
         rows = _rows(label, analysis, space, lengths, opt, checks, rep_rate_hz, int(check_sessions))
-        if print_table:
-            print(format_table(rows), flush=True)
+        printed.extend(rows)
+        if print_table:  # the footnotes of all tables once, under the last
+            last = index == len(jobs) - 1
+            print("\n".join([format_table(rows, notes=False)] + (table_notes(printed) if last else [])), flush=True)
         yield Chunk(rows, index, len(jobs))
 
 

@@ -9,7 +9,6 @@ through the `qmc` config with its own (Lim, kappa) analysis.
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import jax
 import jax.numpy as jnp
@@ -125,28 +124,36 @@ def test_objective_gradient_matches_finite_differences(name, analysis, link, pro
     np.testing.assert_allclose(grad, fd, rtol=2e-4, atol=1e-6 * max(1.0, np.abs(fd).max()))
 
 
-def test_reverse_mode_gradient_agrees_with_forward_mode():
+def test_reverse_mode_gradient_agrees_with_forward_mode_and_is_finite_without_key():
     _, analysis, link, protocol = OBJECTIVES[2]  # asymptotic two-decoy: Lim's bounds, all branches
     space = optimize.Space("decoys", True, True)
-    theta = jnp.asarray(optimize.from_protocol(protocol, space, np) + 0.05)
+    theta = optimize.from_protocol(protocol, space, np) + 0.05
 
-    def f(x):
-        return optimize.objective(x, link, protocol, analysis, space)
+    def f(x, length):
+        return optimize.objective(x, replace_path(link, "channel.length_km", length), protocol, analysis, space)
 
-    _, forward = jax.jit(optimize._value_and_grad(f, theta.size))(theta)
-    np.testing.assert_allclose(jax.jit(jax.grad(f))(theta), forward, rtol=1e-9, atol=1e-12)
+    forward = jax.jit(lambda x, length: optimize._value_and_grad(lambda y: f(y, length), x.size)(x))
+    reverse = jax.jit(jax.value_and_grad(f))
+    np.testing.assert_allclose(reverse(theta, 60.0)[1], forward(theta, 60.0)[1], rtol=1e-9, atol=1e-12)
+    for length, t in [(400.0, theta), (0.0, theta + 40.0), (0.0, theta - 40.0), (150.0, np.zeros(5))]:
+        for value, grad in (reverse(t, length), forward(t, length)):  # max(R, 0), H2(0): no NaN
+            assert np.isfinite(value) and np.all(np.isfinite(grad)), (length, t)
 
 
 def test_objective_is_finite_where_the_rate_is_clipped_at_zero():
     space = optimize.default_space(FINITE)
-    vg = jax.jit(jax.value_and_grad(lambda t, length: optimize.objective(
-        t, replace_path(fs.lim2014_link(), "channel.length_km", length), LIM_PROTOCOL, FINITE, space)))
+
+    @jax.jit
+    def value_and_grad(t, length):
+        link = replace_path(fs.lim2014_link(), "channel.length_km", length)
+        return optimize._value_and_grad(lambda x: optimize.objective(x, link, LIM_PROTOCOL, FINITE, space), 5)(t)
+
     theta = optimize.from_protocol(LIM_PROTOCOL, space, np)
     for length, t in [(300.0, theta), (0.0, theta + 40.0), (0.0, theta - 40.0), (150.0, np.zeros(5)),
                       (1000.0, theta)]:
-        value, grad = vg(t, length)
+        value, grad = value_and_grad(t, length)
         assert np.isfinite(value) and np.all(np.isfinite(grad)), (length, t)
-    value, grad = vg(theta, 300.0)  # no key: above every feasible loss, and it points toward a key
+    value, grad = value_and_grad(theta, 300.0)  # no key: above every feasible loss, pointing to a key
     assert value > 1000.0 and np.any(grad != 0.0)
     out = FINITE.key_rate(fs.lim2014_link(300.0), LIM_PROTOCOL)
     assert float(out.rate) == 0.0 and int(out.reason) != 0
@@ -323,6 +330,26 @@ def test_optimize_link_config_validates_the_link_and_the_study_settings():
                          ("protocol.key_basis=both", "key_basis"), ("sweep.length_km.values=[-5]", "length")):
         with pytest.raises(qmc.ValidationError, match=message):
             _prepare(bad)
+
+
+def test_optimize_link_table_marks_fixed_parameters_and_gives_the_check():
+    from qmc.optimize_study import format_table, table_notes
+
+    finite = dict(analysis="finite_lim2014", length_km=80.0, block_size=1e10, key_rate=0.003914,
+                  key_rate_bps=3.914e6, reason="ok", free="mu1 mu2 p_mu1 p_mu2 p_mu3 p_z", mu1=0.6209, mu2=0.1449,
+                  mu3=2e-4, p_mu1=0.869, p_mu2=0.07712, p_mu3=0.05392, p_z=0.9532, key_length=3.4083e9,
+                  mc_key_length_median=3.4083e9, mc_agrees=True)
+    asym = dict(finite, analysis="asymptotic_two_decoy", block_size=None, free="mu1", mu1=0.7123, mu2=0.1,
+                p_mu1=0.7, p_mu2=0.2, p_mu3=0.1, p_z=0.9, key_length=0.00336, mc_key_length_median=None,
+                mc_agrees=None)
+    lines = format_table([finite, asym]).splitlines()
+    assert lines[0].split()[:3] == ["analysis", "km", "block"] and set(lines[1]) == {"-"}
+    assert "0.6209" in lines[2] and "0.6209*" not in lines[2] and "0.0002*" in lines[2]
+    assert "1.00000 yes" in lines[2] and lines[3].split()[-2:] == ["-", "ok"] and "0.9*" in lines[3]
+    assert all(line == line.rstrip() for line in lines)
+    assert lines[4].startswith("* fixed") and lines[5].startswith("MC median/pred.") and len(lines) == 6
+    assert len(format_table([asym], notes=False).splitlines()) == 3
+    assert [n[:1] for n in table_notes([asym])] == ["*"]
 
 
 @pytest.mark.slow
