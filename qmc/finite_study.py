@@ -7,22 +7,35 @@ Plain Python functions returning table rows (lists of dicts), for the experiment
   plus the asymptotic curve (Lim et al., PRA 89, 022307 (2014), Fig. 1).
 * :func:`one_vs_two_decoy`: ratio of the one-decoy rate (Rusca et al., APL 112, 171104 (2018)) to
   the two-decoy rate (Lim 2014) versus block size, each optimized on its own.
-* :func:`max_distance_km`: the longest fiber with a positive key per block size (bisection).
+* :func:`max_distance_km`: the longest fiber with a positive key per block size.
 
-Optimization. Derivative-free and vectorized: every point (length, block size) gets a batch of
-random candidate parameter sets in a unit cube mapped onto the feasible set (ordered intensities,
-probabilities on the simplex, 0.02 <= p_z <= 0.9999), evaluated by one ``jit(vmap(vmap(...)))``
-call; the best few candidates of each point are then refined by Gaussian perturbations of
-shrinking width for several rounds (the best ones are always kept, so the rate never decreases
-from round to round). Points are processed in fixed-size chunks so that a study compiles once per
-analysis and model. Where no candidate gives a key, the score is the (negative) unclipped l/N, so
-the search still moves toward a key. Near the maximum distance the feasible set is tiny (rates of
-1e-10): the defaults (2048 candidates, 8 parents, 8 rounds) find Lim's n_X = 1e4 edge to about
-0.5 km of a search with 16384 candidates.
+Optimization (``method``). ``"gradient"`` (the default): :func:`maximize_points`, which calls
+:func:`qmc.optimize.maximize_sweep` (BFGS on unconstrained parameters with forward-mode
+gradients, in one compiled call per analysis and system model). The objective is
+:class:`ModelAnalysis`, the analysis evaluated on the expected observations of the system model,
+so ``model="lim2014"`` (afterpulsing) is optimized exactly as it is reported. Free: all
+intensities but the weakest (mu3 stays fixed; Rusca's decoy mu2 is free), the intensity
+probabilities and p_z (:func:`study_space`). Points along a curve form a chain: each point starts
+from the previous point's optimum (continuation) and from the best of 32 spread-out starts, then
+restarts from the neighbours' optima; where the phase-error bound is undefined at the optimum
+(n_X >~ 1e13 with eps_sec = kappa l), the random search below is run as well and the better
+result kept. The maximum distance of a curve is found on the curve's own grid, then refined
+between the last length with a key and the next one by a multi-section search with the same
+compiled program (:func:`max_distance_km`). ``"search"``: the earlier
+derivative-free random search with refinement (:func:`optimize_points`), kept as a cross-check and
+a fallback: every point gets a batch of random candidates in a unit cube mapped onto the feasible
+set (ordered intensities, probabilities on the simplex, 0.02 <= p_z <= 0.9999, p_k >= 1e-4), the
+best few are refined by Gaussian steps of shrinking width, all in one ``jit(vmap(vmap(...)))``
+per chunk of points; maximum distances by bisection. The gradient optimizer's feasible set
+contains the search's (floors 1e-6 for the probabilities, p_z up to 1 - 1e-6), so its optima are
+at least as good wherever both converge; asymptotic rates have no interior optimum (they rise as
+p_z -> 1, the decoy probabilities -> 0 and mu2 -> mu3), so there the gradient optimizer reports the
+value at its floors, slightly above the search's (+0.6 % on Lim's system).
 
 System models. ``model="exact"`` takes expected counts from :mod:`qmc.engines.exact` (physical
-threshold detectors, no afterpulsing; qmc has no afterpulsing model yet). ``model="lim2014"`` is
-the closed-form system model of Lim et al. Sec. IV, afterpulsing included:
+threshold detectors; the link's detector may carry its own afterpulsing, which the studies leave
+at 0). ``model="lim2014"`` is the closed-form system model of Lim et al. Sec. IV, afterpulsing
+included:
 
     D_k = 1 - (1 - 2 p_dc) exp(-eta_sys k),   R_k = D_k (1 + p_ap),
     e_k = p_dc + e_mis [1 - exp(-eta_sys k)] + p_ap D_k / 2
@@ -31,7 +44,11 @@ with eta_sys = eta_ch eta_Bob. The paper prints eta_ch in e_k; that is a misprin
 :mod:`qmc.analysis.finite`): with eta_ch the optical error would be e_mis / eta_Bob = 5 % of the
 detections and none of the paper's numbers is reproduced. ``model="lim2014"`` with
 ``p_afterpulse=0`` agrees with the exact engine to first order in p_dc (the exact engine keeps
-double clicks and the product (1 - p_dc)^2).
+double clicks and the product (1 - p_dc)^2). Both apply afterpulsing through one function,
+:func:`qmc.engines.exact.afterpulse_observations` (gain (1 + p_ap), error gain + p_ap Q / 2): on
+Lim's system the exact engine with ``detector.p_afterpulse = 0.04`` (no dead time) differs from
+``lim2014`` by < 1e-6 relative in the gains and < 3e-5 in the error gains (the base models
+differ; the afterpulse term is the same code).
 
 Lim's system parameters (Sec. IV): 0.2 dB/km, eta_Bob = 10 %, p_dc = 6e-7, p_ap = 4e-2,
 e_mis = 5e-3, mu3 = 2e-4 (fixed), f_EC = 1.16, eps_cor = 1e-15, eps_sec = kappa l with
@@ -39,11 +56,11 @@ kappa = 1e-15; optimized over {q_x, p_mu1, p_mu2, mu1, mu2} (q_x is qmc's p_z).
 
 Studies of the ``qmc`` command (registered in :data:`qmc.studies.STUDIES` when this module is
 imported): ``finite_lim2014`` (:func:`finite_key_curves`: one chunk per fiber length, curves
-continued from the previous length's optimum, maximum distance per curve by bisection;
-``qmc experiment=finite_lim2014``) and ``one_vs_two_decoy`` (:func:`one_vs_two_decoy_curves`;
-``qmc experiment=one_vs_two_decoy``). Their settings: ``sweep.length_km``, ``sweep.block_size``,
-``analysis.variants``, ``finite`` (model, p_afterpulse, max_distance), ``optimize``
-(n_candidates, n_rounds, n_parents) and ``seed``.
+continued along the fiber, maximum distance per curve; ``qmc experiment=finite_lim2014``) and
+``one_vs_two_decoy`` (:func:`one_vs_two_decoy_curves`; ``qmc experiment=one_vs_two_decoy``).
+Their settings: ``sweep.length_km``, ``sweep.block_size``, ``analysis.variants``, ``finite``
+(model, p_afterpulse, max_distance), ``optimize`` (method; n_starts, continuation for
+``gradient``; n_candidates, n_rounds, n_parents for ``search``) and ``seed``.
 
 Monte Carlo (issue #6, item 3; study ``finite_key_mc`` in :mod:`qmc.finite_mc`). The analyses accept observed counts:
 ``Observations.from_counts(tally.counts, tally.sent)`` then
@@ -65,8 +82,9 @@ import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 
-from qmc._pytree import replace_path
-from qmc.analysis.finite import FINITE
+from qmc import optimize
+from qmc._pytree import pytree_dataclass, replace_path, static
+from qmc.analysis.finite import FINITE, PHASE_UNDEFINED
 from qmc.analysis.keyrate import REASONS
 from qmc.analysis.observations import Observations
 from qmc.channels import Fiber
@@ -76,16 +94,18 @@ from qmc.link import Link
 from qmc.protocols import DecoyBB84
 from qmc.sources import WeakCoherentSource
 from qmc.studies import Chunk, Study, axis_values, register
-from qmc.validation import Range, ValidationError, validate
+from qmc.validation import Range, Rule, ValidationError, validate
 
 __all__ = [
-    "LIM2014", "MODELS", "lim2014_link", "lim2014_analysis", "lim2014_observations", "model_observations",
-    "optimize_points", "finite_key_vs_distance", "max_distance_km", "one_vs_two_decoy",
+    "LIM2014", "MODELS", "METHODS", "lim2014_link", "lim2014_analysis", "lim2014_observations", "model_observations",
+    "ModelAnalysis", "study_space", "start_protocol", "maximize_points", "optimize_points",
+    "finite_key_vs_distance", "max_distance_km", "one_vs_two_decoy",
     "parameters_row", "protocol_from_row", "session_key_lengths",
     "finite_key_curves", "one_vs_two_decoy_curves", "FINITE_COLUMNS", "RATIO_COLUMNS",
 ]
 
 MODELS = ("exact", "lim2014", "lim2014_as_printed")
+METHODS = ("gradient", "search")  # optimizers of the studies: qmc.optimize, or the random search
 
 # Lim, Curty, Walenta, Xu, Zbinden, PRA 89, 022307 (2014), Sec. IV.
 LIM2014 = dict(
@@ -145,6 +165,47 @@ def model_observations(model: str, link: Link, protocol, p_afterpulse=0.0) -> Ob
     if model in ("lim2014", "lim2014_as_printed"):
         return lim2014_observations(link, protocol, p_afterpulse, as_printed=model == "lim2014_as_printed")
     raise ValueError(f"model = {model!r}: must be one of {', '.join(MODELS)}")
+
+
+@pytree_dataclass
+class ModelAnalysis:
+    """A finite-key (or asymptotic) analysis evaluated on the expected observations of a system
+    model: the objective that the gradient optimizer maximizes (``key_rate(link, protocol)``).
+
+    ``ModelAnalysis(analysis, p_afterpulse, model).key_rate(link, protocol)`` is
+    ``analysis.key_rate_from_observations(model_observations(model, link, protocol, p_afterpulse),
+    protocol, link)``: with ``model="exact"`` the same as ``analysis.key_rate(link, protocol)``,
+    with ``model="lim2014"`` Lim's closed-form model with afterpulsing. A pytree: ``analysis`` and
+    ``p_afterpulse`` are leaves (``"analysis.analysis.block_size"`` is a sweep path), ``model`` is
+    static.
+    """
+
+    analysis: Any
+    p_afterpulse: float = 0.0
+    model: str = static("exact")
+
+    @property
+    def name(self) -> str:
+        return self.analysis.name
+
+    @property
+    def finite(self) -> bool:
+        return bool(type(self.analysis).finite)
+
+    def checks(self):
+        return [
+            Range("p_afterpulse", 0.0, 1.0, hi_open=True),
+            Rule("model", lambda m, xp: xp.asarray(m.model in MODELS), f"must be one of {', '.join(MODELS)}"),
+        ]
+
+    def protocol_checks(self, protocol):
+        return self.analysis.protocol_checks(protocol)
+
+    def observations(self, link, protocol) -> Observations:
+        return model_observations(self.model, link, protocol, self.p_afterpulse)
+
+    def key_rate(self, link, protocol):
+        return self.analysis.key_rate_from_observations(self.observations(link, protocol), protocol, link)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -355,8 +416,196 @@ def protocol_from_row(row: dict[str, Any]) -> DecoyBB84:
     )
 
 
-def _rows(analysis, model, p_afterpulse, lengths, blocks, best, u):
-    n_int = type(analysis).n_intensities
+# ----------------------------------------------------------------------------------------------
+# Gradient optimization (qmc.optimize): the studies' default
+# ----------------------------------------------------------------------------------------------
+
+
+def study_space(analysis) -> optimize.Space:
+    """What the studies optimize: every intensity but the weakest (mu3 fixed; both intensities of a
+    one-decoy protocol), the intensity probabilities and p_z, for finite and asymptotic analyses
+    alike (as the derivative-free search does)."""
+    k = type(analysis).n_intensities
+    return optimize.Space("all" if k == 2 else "decoys", probabilities=True, p_z=True)
+
+
+def start_protocol(n_intensities: int, mu3: float = LIM2014["mu3"]) -> DecoyBB84:
+    """The gradient optimizer's starting protocol (key basis Z): mu = (0.5, 0.1, mu3),
+    p = (0.7, 0.2, 0.1), p_z = 0.9 for two decoys; mu = (0.5, 0.1), p = (0.7, 0.3), p_z = 0.9 for
+    one. Spread-out starts and continuation along a curve take it from there."""
+    if n_intensities == 3:
+        return DecoyBB84(intensities=(0.5, 0.1, float(mu3)), probabilities=(0.7, 0.2, 0.1), p_z=0.9, key_basis="Z")
+    return DecoyBB84(intensities=(0.5, 0.1), probabilities=(0.7, 0.3), p_z=0.9, key_basis="Z")
+
+
+def _check_model(model, p_afterpulse):
+    if model not in MODELS:
+        raise ValueError(f"model = {model!r}: must be one of {', '.join(MODELS)}")
+    if model == "exact" and np.any(np.asarray(p_afterpulse) != 0.0):
+        raise ValueError("model 'exact' reads no p_afterpulse (give the link's detector its own afterpulsing, or "
+                         "use model='lim2014')")
+
+
+def maximize_points(
+    analysis,
+    link: Link,
+    lengths_km: Sequence[float],
+    block_sizes: Sequence[float],
+    *,
+    model: str = "exact",
+    p_afterpulse: float = 0.0,
+    mu3: float = LIM2014["mu3"],
+    chain_length: int | None = None,
+    n_starts: int = 2,
+    n_pool: int = 32,
+    continuation: int = 4,
+    explore_every: int = 1,
+    seed: int = 0,
+    initial: np.ndarray | None = None,
+    fallback: bool = True,
+) -> tuple[types.SimpleNamespace, np.ndarray]:
+    """Maximize the key rate over intensities, their probabilities and p_z at each point, by
+    gradient (:func:`qmc.optimize.maximize_sweep` on :class:`ModelAnalysis`, one compiled call).
+
+    The points are cut into chains of ``chain_length`` consecutive points (e.g. one chain per
+    block size along increasing lengths); along a chain every point is warm-started from the
+    previous optimum, and (``explore_every=1``, unlike the optimizer's default of 8) every point
+    also runs the best of the spread-out starts: near the edge of the key region, or where the
+    block size changes by a decade from one point to the next, the warm start alone can miss the
+    key (seen at n_X = 1e4), while the extra lane costs a fraction of a second per call. A
+    compiled program is reused by every call with the same analysis class, ``model``, number of
+    points, ``chain_length`` and optimizer settings (lengths, block sizes, ``p_afterpulse``,
+    ``mu3`` and ``initial`` are traced values).
+
+    Args:
+        analysis: a finite-key or asymptotic analysis of :mod:`qmc.analysis.finite` (its
+            ``block_size`` is replaced by each point's).
+        link: the link; its channel must be a :class:`qmc.Fiber` (``length_km`` is set per point).
+        lengths_km, block_sizes: the points, same length P (block sizes ignored by asymptotic
+            analyses).
+        model, p_afterpulse: the system model (:func:`model_observations`).
+        mu3: the fixed weakest intensity of two-decoy protocols (Lim: 2e-4).
+        chain_length: points per chain (default: the optimizer's, P / 2 on a CPU).
+        n_starts, n_pool, continuation, explore_every, seed: :func:`qmc.optimize.maximize_sweep`.
+        initial: optional (P, d) unconstrained parameters (a previous call's ``theta``): the first
+            start of every point, replacing :func:`start_protocol`.
+        fallback: where the optimum's reason is "phase-error bound undefined" (Lim's eps_sec =
+            kappa l at n_X >~ 1e13: the key region is a thin shell at the edge of the bound's
+            domain, and the loss there gives the optimizer no direction), also run the random
+            search (:func:`optimize_points`) and keep the better result. Elsewhere (no key beyond
+            the maximum distance, or too small a block) nothing is added.
+
+    Returns:
+        (best, theta): ``best`` has, per point, the fields rate, reason, key_length, n_pulses,
+        qber, phase_error, eps_sec of its :class:`FiniteKeyRate`, ``found``, ``n_eval`` and
+        ``parameters`` (dict of arrays mu1.., p_mu1.., p_z), numpy arrays (P,); ``theta`` (P, d).
+    """
+    _check_model(model, p_afterpulse)
+    lengths = np.atleast_1d(np.asarray(lengths_km, np.float64))
+    blocks = np.broadcast_to(np.asarray(block_sizes, np.float64), lengths.shape).copy()
+    n_points = len(lengths)
+    target = ModelAnalysis(analysis, p_afterpulse, model)
+    protocol = start_protocol(type(analysis).n_intensities, mu3)
+    space = study_space(analysis)
+    points = {"link.channel.length_km": lengths}
+    if type(analysis).finite:
+        points["analysis.analysis.block_size"] = blocks
+    # The same pool as maximize_sweep's own (one lane: the start alone), so that warm-started
+    # calls share its compiled program.
+    lanes = max(int(n_starts), 1)
+    pool = optimize.starting_points(protocol, space, max(int(n_pool), lanes) if lanes > 1 else 1, seed)
+    starts = np.repeat(pool[None], n_points, axis=0)
+    if initial is not None:
+        initial = np.asarray(initial, np.float64)
+        ok = np.all(np.isfinite(initial), axis=1)
+        starts[ok, 0] = initial[ok]
+    opt = optimize.maximize_sweep(
+        target, link, protocol, points, space, n_starts=lanes, n_pool=n_pool, starts=starts, seed=seed,
+        chain_length=chain_length, explore_every=explore_every, continuation=continuation)
+    out = {name: np.array(getattr(opt.rate, name)) for name in _FIELDS}
+    params = {k: np.array(v) for k, v in opt.parameters().items()}
+    theta = np.array(opt.theta)
+    found = np.array(opt.found)
+    redo = np.flatnonzero(out["reason"] == PHASE_UNDEFINED) if fallback else np.zeros(0, int)
+    if redo.size:
+        # The random search where the phase-error bound is near the edge of its domain (eps_sec =
+        # kappa l -> 1e-2 at n_X >~ 1e13): there the gradient optimizer's loss gives no direction.
+        alt, u = optimize_points(analysis, link, lengths[redo], blocks[redo], model=model, p_afterpulse=p_afterpulse,
+                                 mu3=mu3, seed=seed, chunk=len(redo))
+        for j, i in enumerate(redo):
+            if alt.rate[j] > out["rate"][i]:
+                for name in _FIELDS:
+                    out[name][i] = getattr(alt, name)[j]
+                row = parameters_row(u[j], type(analysis).n_intensities, mu3)
+                for k in params:
+                    params[k][i] = row[k]
+                theta[i] = optimize.from_protocol(protocol_from_row(row), space, np)
+                found[i] = True
+    best = types.SimpleNamespace(**out, found=found, n_eval=np.asarray(opt.n_eval), parameters=params)
+    return best, theta
+
+
+def _edges(analysis, link, blocks, lengths, rate, theta, hi_km, tol_km, kw):
+    """Longest fiber with a key per block: multi-section between the last length of the grid with
+    a key and the next one, m candidates per block and step (m = the grid's lengths per block, so
+    every step reuses the grid's compiled program), warm-started from the last optimum with a key.
+
+    ``rate`` (B, m) and ``theta`` (B, m, d) are the grid's optima at ``lengths`` (m,), ascending.
+    A block without any key on the grid is searched on [0, lengths[0]] (none there if the grid
+    starts at 0). Returns (B,) lengths in km (0 where no key was found).
+    """
+    n_blocks, m = rate.shape
+    has = rate > 0
+    lo, hi = np.zeros(n_blocks), np.full(n_blocks, float(hi_km))
+    warm = theta[:, 0].copy()
+    keyed = has.any(axis=1)
+    for b in range(n_blocks):
+        if keyed[b]:
+            i = int(np.flatnonzero(has[b])[-1])
+            lo[b], warm[b] = lengths[i], theta[b, i]
+            if i + 1 < m:
+                hi[b] = lengths[i + 1]
+        else:
+            hi[b] = lengths[0]
+    frac = np.arange(1, m + 1) / (m + 1.0)
+    while np.any(hi - lo > tol_km):
+        cand = lo[:, None] + (hi - lo)[:, None] * frac  # (B, m)
+        best, th = maximize_points(analysis, link, cand.ravel(), np.repeat(blocks, m), chain_length=m,
+                                   initial=np.repeat(warm, m, axis=0), **kw)
+        ok = best.rate.reshape(n_blocks, m) > 0
+        th = th.reshape(n_blocks, m, -1)
+        for b in range(n_blocks):
+            if hi[b] - lo[b] <= tol_km:
+                continue
+            if ok[b].any():
+                j = int(np.flatnonzero(ok[b])[-1])
+                lo[b], warm[b], keyed[b] = cand[b, j], th[b, j], True
+                if j + 1 < m:
+                    hi[b] = cand[b, j + 1]
+            else:
+                hi[b] = cand[b, 0]
+    return np.where(keyed, lo, 0.0)
+
+
+def _check_method(method: str, kw: dict) -> dict:
+    if method not in METHODS:
+        raise ValueError(f"method = {method!r}: must be one of {', '.join(METHODS)}")
+    return dict(kw)
+
+
+def _optimize(method, analysis, link, lengths, blocks, *, chain_length=None, initial=None, **kw):
+    """(best, state, parameter rows) of either method at the points (lengths, blocks)."""
+    mu3 = kw.get("mu3", LIM2014["mu3"])
+    if method == "gradient":
+        best, theta = maximize_points(analysis, link, lengths, blocks, chain_length=chain_length,
+                                      initial=initial, **kw)
+        params = [{k: float(v[i]) for k, v in best.parameters.items()} for i in range(len(best.rate))]
+        return best, theta, params
+    best, u = optimize_points(analysis, link, lengths, blocks, initial=initial, **kw)
+    return best, u, [parameters_row(u[i], type(analysis).n_intensities, mu3) for i in range(len(u))]
+
+
+def _rows(analysis, model, p_afterpulse, lengths, blocks, best, params):
     rows = []
     for i in range(len(lengths)):
         row = {
@@ -368,7 +617,7 @@ def _rows(analysis, model, p_afterpulse, lengths, blocks, best, u):
             "qber": float(best.qber[i]), "phase_error": float(best.phase_error[i]),
             "eps_sec": float(best.eps_sec[i]) if type(analysis).finite else 0.0,
         }
-        row.update(parameters_row(u[i], n_int))
+        row.update(params[i])
         rows.append(row)
     return rows
 
@@ -382,37 +631,41 @@ def finite_key_vs_distance(
     asymptotic: bool = True,
     model: str = "exact",
     p_afterpulse: float = 0.0,
+    method: str = "gradient",
     **optimize_kwargs: Any,
 ) -> list[dict[str, Any]]:
     """Optimized key rate versus fiber length for each block size (Lim 2014, Fig. 1).
 
     Args:
         link: the link (a Fiber channel).
-        lengths_km: fiber lengths.
+        lengths_km: fiber lengths (ascending: each block size's curve is one chain along them).
         block_sizes: n_X values (key-basis detections over all intensities).
         analysis: the finite-key analysis (default: Lim's, with Lim's security settings).
         asymptotic: also add the rows of the matching asymptotic analysis (block_size = inf).
         model, p_afterpulse: the system model (see :func:`model_observations`).
-        **optimize_kwargs: passed to :func:`optimize_points`.
+        method: ``"gradient"`` (:func:`maximize_points`) or ``"search"`` (:func:`optimize_points`).
+        **optimize_kwargs: passed to the method's function.
 
     Returns:
         One dict per (block size, length): analysis, model, length_km, block_size, key_rate (bits
         per emitted pulse, R = l/N), key_length, n_pulses, reason, qber, phase_error, eps_sec and
         the optimal parameters (mu1, mu2, mu3, p_mu1, p_mu2, p_mu3, p_z).
     """
+    kw = _check_method(method, optimize_kwargs)
     analysis = lim2014_analysis() if analysis is None else analysis
     lengths = np.asarray(lengths_km, np.float64)
     grid_l = np.tile(lengths, len(block_sizes))
     grid_b = np.repeat(np.asarray(block_sizes, np.float64), len(lengths))
-    best, u = optimize_points(analysis, link, grid_l, grid_b, model=model, p_afterpulse=p_afterpulse,
-                              **optimize_kwargs)
-    rows = _rows(analysis, model, p_afterpulse, grid_l, grid_b, best, u)
+    chain = dict(chain_length=len(lengths)) if method == "gradient" else {}
+    best, _, params = _optimize(method, analysis, link, grid_l, grid_b, model=model, p_afterpulse=p_afterpulse,
+                                **chain, **kw)
+    rows = _rows(analysis, model, p_afterpulse, grid_l, grid_b, best, params)
     if asymptotic:
         asym = FINITE["asymptotic_two_decoy" if analysis.n_intensities == 3 else "asymptotic_one_decoy"](
             f_ec=analysis.f_ec)
-        best, u = optimize_points(asym, link, lengths, np.ones_like(lengths), model=model,
-                                  p_afterpulse=p_afterpulse, **optimize_kwargs)
-        rows += _rows(asym, model, p_afterpulse, lengths, np.ones_like(lengths), best, u)
+        best, _, params = _optimize(method, asym, link, lengths, np.ones_like(lengths), model=model,
+                                    p_afterpulse=p_afterpulse, **chain, **kw)
+        rows += _rows(asym, model, p_afterpulse, lengths, np.ones_like(lengths), best, params)
     return rows
 
 
@@ -426,31 +679,46 @@ def max_distance_km(
     tol_km: float = 0.5,
     model: str = "exact",
     p_afterpulse: float = 0.0,
+    method: str = "gradient",
+    n_grid: int = 16,
     **optimize_kwargs: Any,
 ) -> np.ndarray:
-    """Longest fiber with a positive optimized key rate, per block size (bisection, vectorized).
+    """Longest fiber with a positive optimized key rate, per block size.
 
-    Each step optimizes all block sizes at their midpoints in one call, warm-started from the
-    best parameters found at the last length with a key.
+    ``"gradient"``: every block size is optimized along a grid of ``n_grid`` lengths in
+    [lo_km, hi_km] (one chain each, one compiled call), then the edge is refined between the last
+    length with a key and the next by multi-section (``n_grid`` candidates per step, the same
+    compiled program, warm-started from the last optimum with a key) to ``tol_km``.
+    ``"search"``: bisection with :func:`optimize_points`, each step warm-started from the best
+    parameters at the last length with a key.
 
     Returns:
         (n_blocks,) lengths in km (``lo_km`` where there is no key at all; ``hi_km`` if the key
         survives there).
     """
+    kw = _check_method(method, optimize_kwargs)
     analysis = lim2014_analysis() if analysis is None else analysis
     blocks = np.asarray(block_sizes, np.float64)
+    if method == "gradient":
+        grid = np.linspace(lo_km, hi_km, max(int(n_grid), 2))
+        m = len(grid)
+        best, theta = maximize_points(analysis, link, np.tile(grid, len(blocks)), np.repeat(blocks, m),
+                                      model=model, p_afterpulse=p_afterpulse, chain_length=m, **kw)
+        rate = best.rate.reshape(len(blocks), m)
+        d = _edges(analysis, link, blocks, grid, rate, theta.reshape(len(blocks), m, -1), hi_km, tol_km,
+                   dict(kw, model=model, p_afterpulse=p_afterpulse))
+        return np.where(np.any(rate > 0, axis=1), d, lo_km)
     lo = np.full(blocks.shape, lo_km)
     hi = np.full(blocks.shape, hi_km)
-    best_lo, u_lo = optimize_points(analysis, link, lo, blocks, model=model, p_afterpulse=p_afterpulse,
-                                    **optimize_kwargs)
+    best_lo, u_lo = optimize_points(analysis, link, lo, blocks, model=model, p_afterpulse=p_afterpulse, **kw)
     has_key = best_lo.rate > 0
     best_hi, _ = optimize_points(analysis, link, hi, blocks, model=model, p_afterpulse=p_afterpulse,
-                                 initial=u_lo, **optimize_kwargs)
+                                 initial=u_lo, **kw)
     lo = np.where(best_hi.rate > 0, hi, lo)
     while np.any((hi - lo > tol_km) & has_key):
         mid = 0.5 * (lo + hi)
         best, u = optimize_points(analysis, link, mid, blocks, model=model, p_afterpulse=p_afterpulse,
-                                  initial=u_lo, **optimize_kwargs)
+                                  initial=u_lo, **kw)
         ok = best.rate > 0
         u_lo = np.where(ok[:, None], u, u_lo)
         lo = np.where(ok, mid, lo)
@@ -467,38 +735,50 @@ def one_vs_two_decoy(
     p_afterpulse: float = 0.0,
     two_decoy=None,
     one_decoy=None,
+    method: str = "gradient",
     **optimize_kwargs: Any,
 ) -> list[dict[str, Any]]:
     """Ratio of the optimized one-decoy (Rusca 2018) to two-decoy (Lim 2014) rate.
 
     Both use the same security settings (Lim's by default: f_EC = 1.16, eps_cor = 1e-15,
-    eps_sec = 1e-15 l); the block size is the key-basis detections for both. Afterpulsing is only
-    available through ``model="lim2014"`` (``p_afterpulse``): the exact engine has none yet, so
-    the "with afterpulsing" curve needs the detector model of a later issue or the paper's model.
+    eps_sec = 1e-15 l); the block size is the key-basis detections for both. Afterpulsing comes
+    from ``model="lim2014"`` (``p_afterpulse``). With ``method="gradient"`` each length is one
+    chain along the block sizes, from the largest down; ``"search"`` optimizes every point on its
+    own.
 
     Returns:
         One dict per (block size, length): length_km, block_size, rate_one_decoy, rate_two_decoy,
         ratio (NaN-free: 0 where the two-decoy rate is 0 and the one-decoy rate too, inf where
         only the one-decoy protocol gives a key), and both parameter sets (prefixed one_/two_).
     """
+    kw = _check_method(method, optimize_kwargs)
     two = lim2014_analysis("finite_lim2014") if two_decoy is None else two_decoy
     one = lim2014_analysis("finite_rusca2018") if one_decoy is None else one_decoy
-    lengths = np.asarray(lengths_km, np.float64)
-    grid_l = np.tile(lengths, len(block_sizes))
-    grid_b = np.repeat(np.asarray(block_sizes, np.float64), len(lengths))
-    kw = dict(model=model, p_afterpulse=p_afterpulse, **optimize_kwargs)
-    best2, u2 = optimize_points(two, link, grid_l, grid_b, **kw)
-    best1, u1 = optimize_points(one, link, grid_l, grid_b, **kw)
+    lengths = np.atleast_1d(np.asarray(lengths_km, np.float64))
+    blocks = np.atleast_1d(np.asarray(block_sizes, np.float64))
+    n_l, n_b = len(lengths), len(blocks)
+    # Length-major: each length's block sizes are consecutive, one chain for the gradient method,
+    # from the largest block down (the optimum moves smoothly from p_z near 1 toward the small
+    # blocks' p_z ~ 0.5; started at n_X = 1e4, BFGS can stop in a poorer local optimum there).
+    order = np.argsort(-blocks, kind="stable")
+    position = np.argsort(order)  # position[j]: where block j sits in the chain
+    grid_l, grid_b = np.repeat(lengths, n_b), np.tile(blocks[order], n_l)
+    chain = dict(chain_length=n_b) if method == "gradient" else {}
+    kw = dict(kw, model=model, p_afterpulse=p_afterpulse, **chain)
+    best2, _, params2 = _optimize(method, two, link, grid_l, grid_b, **kw)
+    best1, _, params1 = _optimize(method, one, link, grid_l, grid_b, **kw)
     rows = []
-    for i in range(len(grid_l)):
-        r1, r2 = float(best1.rate[i]), float(best2.rate[i])
-        ratio = r1 / r2 if r2 > 0 else (math.inf if r1 > 0 else 0.0)
-        row = {"length_km": float(grid_l[i]), "block_size": float(grid_b[i]), "model": model,
-               "p_afterpulse": float(p_afterpulse), "rate_one_decoy": r1, "rate_two_decoy": r2,
-               "ratio": ratio}
-        row.update({f"one_{k}": v for k, v in parameters_row(u1[i], 2).items()})
-        row.update({f"two_{k}": v for k, v in parameters_row(u2[i], 3).items()})
-        rows.append(row)
+    for j in range(n_b):  # rows block-major, in the given order of the block sizes
+        for i in range(n_l):
+            k = i * n_b + position[j]
+            r1, r2 = float(best1.rate[k]), float(best2.rate[k])
+            ratio = r1 / r2 if r2 > 0 else (math.inf if r1 > 0 else 0.0)
+            row = {"length_km": float(grid_l[k]), "block_size": float(grid_b[k]), "model": model,
+                   "p_afterpulse": float(p_afterpulse), "rate_one_decoy": r1, "rate_two_decoy": r2,
+                   "ratio": ratio}
+            row.update({f"one_{key}": v for key, v in params1[k].items()})
+            row.update({f"two_{key}": v for key, v in params2[k].items()})
+            rows.append(row)
     return rows
 
 
@@ -618,17 +898,20 @@ def finite_key_curves(
     p_afterpulse: float = LIM2014["p_afterpulse"],
     max_distance: bool = True,
     tol_km: float = 0.5,
+    method: str = "gradient",
     **optimize_kwargs: Any,
 ):
     """Optimized key rate versus fiber length, one curve per (analysis, block size): Lim's Fig. 1.
 
     Every finite-key analysis of ``analyses`` gives one curve per block size n_X, every asymptotic
-    one a single curve (block_size = inf). At each length all block sizes are optimized together
-    (:func:`optimize_points`, one compiled call), warm-started from the best parameters of the
-    previous length that still had a key (continuation along the fiber: near the maximum distance
-    the feasible set is tiny, and a cold random search can miss it). With ``max_distance``, the
-    longest fiber with a key per curve is found first by bisection (:func:`max_distance_km`, to
-    ``tol_km``) and written on every row of that curve.
+    one a single curve (block_size = inf). ``method="gradient"`` (default): all curves of an
+    analysis in one call of :func:`maximize_points`, each curve a chain along the lengths (every
+    length warm-started from the previous one's optimum: near the maximum distance the feasible set
+    is tiny); with ``max_distance``, the edge of every curve is then refined between its last
+    length with a key and the next one (multi-section to ``tol_km``, the same compiled program).
+    ``method="search"``: :func:`optimize_points` per length, warm-started from the previous
+    length's optimum, and the maximum distances by bisection first (:func:`max_distance_km`).
+    The maximum distance is written on every row of its curve.
 
     Args:
         link: the link (a Fiber channel; its length is replaced by each length).
@@ -637,10 +920,11 @@ def finite_key_curves(
         block_sizes: n_X values (key-basis detections in the block).
         model, p_afterpulse: the system model (:func:`model_observations`); ``"lim2014"`` is Lim's
             closed-form model with afterpulsing, ``"exact"`` qmc's exact engine (none).
-        max_distance: bisect for the maximum distance of every curve first.
-        tol_km: bisection tolerance.
-        **optimize_kwargs: :func:`optimize_points` settings (n_candidates, n_rounds, n_parents,
-            seed, mu3).
+        max_distance: find the maximum distance of every curve.
+        tol_km: its tolerance.
+        method: ``"gradient"`` or ``"search"``.
+        **optimize_kwargs: settings of :func:`maximize_points` (n_starts, continuation, seed, mu3)
+            or :func:`optimize_points` (n_candidates, n_rounds, n_parents, seed, mu3).
 
     Returns:
         An iterator of :class:`qmc.studies.Chunk`, one per length, rows with :data:`FINITE_COLUMNS`
@@ -651,12 +935,53 @@ def finite_key_curves(
     _check_study_inputs(link, analyses, lengths, blocks, model, p_afterpulse)
     if not analyses:
         raise ValidationError("analysis.variants: needs at least one analysis")
-    return _finite_key_chunks(link, dict(analyses), lengths, blocks, model, float(p_afterpulse), max_distance,
-                              float(tol_km), optimize_kwargs)
+    if method not in METHODS:
+        raise ValidationError(f"optimize.method = {method}: must be one of {', '.join(METHODS)}")
+    chunks = _finite_key_chunks if method == "gradient" else _finite_key_chunks_search
+    return chunks(link, dict(analyses), lengths, blocks, model, float(p_afterpulse), max_distance, float(tol_km),
+                  optimize_kwargs)
+
+
+def _curve_rows(label, analysis, model, p_afterpulse, length, b, best, params, d_max, rep_rate_hz):
+    rows = []
+    for j, row in enumerate(_rows(analysis, model, p_afterpulse, np.full(len(b), length), b, best, params)):
+        row["analysis"] = label
+        row["key_rate_bps"] = row["key_rate"] * rep_rate_hz
+        row["max_distance_km"] = float(d_max[j])
+        rows.append(row)
+    return rows
 
 
 def _finite_key_chunks(link, analyses, lengths, blocks, model, p_afterpulse, max_distance, tol_km, kw):
     rep_rate_hz = float(getattr(link.source, "rep_rate_hz", math.nan))
+    n_l = len(lengths)
+    hi_km = max(_MAX_DISTANCE_HI_KM, 1.5 * float(lengths.max()))
+    curves = {}
+    for label, analysis in analyses.items():
+        b = blocks if type(analysis).finite else np.ones(1)
+        opts = dict(kw, model=model, p_afterpulse=p_afterpulse)
+        # one chain per block size along the lengths
+        best, theta = maximize_points(analysis, link, np.tile(lengths, len(b)), np.repeat(b, n_l), chain_length=n_l,
+                                      **opts)
+        d_max = np.full(len(b), math.nan)
+        if max_distance:
+            rate = best.rate.reshape(len(b), n_l)
+            d_max = _edges(analysis, link, b, lengths, rate, theta.reshape(len(b), n_l, -1), hi_km, tol_km, opts)
+        params = [{k: float(v[i]) for k, v in best.parameters.items()} for i in range(len(best.rate))]
+        curves[label] = (analysis, b, best, params, d_max)
+    for i, length in enumerate(lengths):
+        rows = []
+        for label, (analysis, b, best, params, d_max) in curves.items():
+            index = np.arange(len(b)) * n_l + i  # the points of this length
+            sub = types.SimpleNamespace(**{name: getattr(best, name)[index] for name in _FIELDS})
+            rows += _curve_rows(label, analysis, model, p_afterpulse, length, b, sub, [params[k] for k in index],
+                                d_max, rep_rate_hz)
+        yield Chunk(rows, i, n_l)
+
+
+def _finite_key_chunks_search(link, analyses, lengths, blocks, model, p_afterpulse, max_distance, tol_km, kw):
+    rep_rate_hz = float(getattr(link.source, "rep_rate_hz", math.nan))
+    mu3 = kw.get("mu3", LIM2014["mu3"])
     curves = {}
     for label, analysis in analyses.items():
         b = blocks if type(analysis).finite else np.ones(1)
@@ -664,7 +989,7 @@ def _finite_key_chunks(link, analyses, lengths, blocks, model, p_afterpulse, max
         d_max = np.full(len(b), math.nan)
         if max_distance:
             hi = max(_MAX_DISTANCE_HI_KM, 1.5 * float(lengths.max()))
-            d_max = max_distance_km(link, b, analysis=analysis, hi_km=hi, tol_km=tol_km, **opts)
+            d_max = max_distance_km(link, b, analysis=analysis, hi_km=hi, tol_km=tol_km, method="search", **opts)
         curves[label] = (analysis, b, opts, d_max)
     warm: dict[str, np.ndarray | None] = {label: None for label in analyses}
     for i, length in enumerate(lengths):
@@ -673,11 +998,8 @@ def _finite_key_chunks(link, analyses, lengths, blocks, model, p_afterpulse, max
             best, u = optimize_points(analysis, link, np.full(len(b), length), b, initial=warm[label], **opts)
             ok = best.rate > 0
             warm[label] = u if warm[label] is None else np.where(ok[:, None], u, warm[label])
-            for j, row in enumerate(_rows(analysis, model, p_afterpulse, np.full(len(b), length), b, best, u)):
-                row["analysis"] = label
-                row["key_rate_bps"] = row["key_rate"] * rep_rate_hz
-                row["max_distance_km"] = float(d_max[j])
-                rows.append(row)
+            params = [parameters_row(u[j], type(analysis).n_intensities, mu3) for j in range(len(b))]
+            rows += _curve_rows(label, analysis, model, p_afterpulse, length, b, best, params, d_max, rep_rate_hz)
         yield Chunk(rows, i, len(lengths))
 
 
@@ -689,21 +1011,24 @@ def one_vs_two_decoy_curves(
     systems: Sequence[tuple[str, float]] = (("exact", 0.0), ("lim2014", LIM2014["p_afterpulse"])),
     two_decoy=None,
     one_decoy=None,
+    method: str = "gradient",
     **optimize_kwargs: Any,
 ):
     """Ratio of the one-decoy (Rusca 2018) to the two-decoy (Lim 2014) rate versus block size.
 
-    One chunk per (system, length): every block size is optimized for both protocols in one call
-    each (:func:`one_vs_two_decoy`).
+    One chunk per (system, length). ``method="gradient"``: per system, every (length, block size)
+    of both protocols in one call each (:func:`one_vs_two_decoy`; each length a chain along the
+    block sizes); ``"search"``: one call per (system, length).
 
     Args:
         link: the link (a Fiber channel).
         lengths_km: fiber lengths.
         block_sizes: n_X (= Rusca's n_Z), key-basis detections in the block.
         systems: (model, p_afterpulse) pairs, one curve each; afterpulsing needs ``"lim2014"``
-            (Lim's closed-form model: the exact engine has none yet).
+            (Lim's closed-form model).
         two_decoy, one_decoy: the analyses (default: Lim's security settings).
-        **optimize_kwargs: :func:`optimize_points` settings.
+        method: ``"gradient"`` or ``"search"``.
+        **optimize_kwargs: settings of the method (see :func:`finite_key_curves`).
 
     Returns:
         An iterator of :class:`qmc.studies.Chunk`, rows with :data:`RATIO_COLUMNS`.
@@ -718,16 +1043,23 @@ def one_vs_two_decoy_curves(
         raise ValidationError(message)
     for model, p_ap in systems:
         _check_study_inputs(link, {"two_decoy": two, "one_decoy": one}, lengths, blocks, model, p_ap)
-    return _ratio_chunks(link, lengths, blocks, list(systems), two, one, optimize_kwargs)
+    if method not in METHODS:
+        raise ValidationError(f"optimize.method = {method}: must be one of {', '.join(METHODS)}")
+    return _ratio_chunks(link, lengths, blocks, list(systems), two, one, method, optimize_kwargs)
 
 
-def _ratio_chunks(link, lengths, blocks, systems, two, one, kw):
+def _ratio_chunks(link, lengths, blocks, systems, two, one, method, kw):
     total = len(systems) * len(lengths)
     for s, (model, p_ap) in enumerate(systems):
-        for i, length in enumerate(lengths):
-            rows = one_vs_two_decoy(link, [length], blocks, model=model, p_afterpulse=float(p_ap), two_decoy=two,
-                                    one_decoy=one, **dict(kw, chunk=len(blocks)))
-            yield Chunk(rows, s * len(lengths) + i, total)
+        common = dict(model=model, p_afterpulse=float(p_ap), two_decoy=two, one_decoy=one, method=method)
+        if method == "gradient":
+            rows = one_vs_two_decoy(link, lengths, blocks, **common, **kw)
+            for i, length in enumerate(lengths):
+                yield Chunk([r for r in rows if r["length_km"] == float(length)], s * len(lengths) + i, total)
+        else:
+            for i, length in enumerate(lengths):
+                rows = one_vs_two_decoy(link, [length], blocks, **common, **dict(kw, chunk=len(blocks)))
+                yield Chunk(rows, s * len(lengths) + i, total)
 
 
 # -- adapters for the registry: read the built config (plain values and qmc objects) ------------
@@ -758,6 +1090,25 @@ def _optimize_settings(spec) -> dict:
                                   "mu3 must be in [0, 0.05) (Lim: 2e-4)")
         out["mu3"] = mu3
     return out
+
+
+def _study_optimize_settings(spec) -> dict:
+    """``method`` and its settings from ``optimize``: ``gradient`` (default; n_starts >= 1,
+    continuation >= 0) or ``search`` (:func:`_optimize_settings`); the seed and mu3 for both. The
+    other method's settings are validated too."""
+    opt = _settings(spec, "optimize")
+    method = str(opt.get("method") or "gradient")
+    if method not in METHODS:
+        raise ValidationError(f"optimize.method = {method}: must be one of {', '.join(METHODS)}")
+    search = _optimize_settings(spec)
+    gradient = {k: search[k] for k in ("seed", "mu3") if k in search}
+    for key, low in (("n_starts", 1), ("continuation", 0)):
+        if opt.get(key) is not None:
+            value = int(opt[key])
+            if value < low:
+                raise ValidationError(f"optimize.{key} = {value} is out of range: must be >= {low}")
+            gradient[key] = value
+    return dict(search if method == "search" else gradient, method=method)
 
 
 def _axis(spec, name):
@@ -793,7 +1144,7 @@ def _run_finite_lim2014(spec):
         p_afterpulse=float(finite.get("p_afterpulse", 0.0)),
         max_distance=bool(finite.get("max_distance", True)),
         tol_km=float(finite.get("max_distance_tol_km", 0.5)),
-        **_optimize_settings(spec),
+        **_study_optimize_settings(spec),
     )
 
 
@@ -819,7 +1170,7 @@ def _run_one_vs_two_decoy(spec):
     systems = [(model if p == 0.0 else "lim2014", p) for p in p_aps]
     return one_vs_two_decoy_curves(
         spec["link"], _axis(spec, "length_km"), _axis(spec, "block_size"), systems=systems,
-        two_decoy=two[0], one_decoy=one[0], **_optimize_settings(spec),
+        two_decoy=two[0], one_decoy=one[0], **_study_optimize_settings(spec),
     )
 
 

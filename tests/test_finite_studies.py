@@ -33,8 +33,15 @@ Z = 5.0  # two-sided false alarm ~ 6e-7 per check (STYLE.md, section 5)
 SESSIONS = 400  # sessions per Monte Carlo batch: one compiled sampler and analysis for every test
 DRAWS = 40_000  # draws per sampler law test: one compiled Poisson / negative binomial sampler
 
-# Tiny optimizer settings: one compiled search per analysis class, a few rounds.
+# Tiny settings of the derivative-free search (optimize.method=search): one compiled search per
+# analysis class, a few rounds.
 TINY_OPT = ["optimize.n_candidates=256", "optimize.n_rounds=3", "optimize.n_parents=4"]
+# The studies' default, the gradient optimizer, on grids of the shapes of tests/test_finite.py
+# (48 points in chains of 16), so that a session running both files compiles each program once.
+LIM_GRID = ["sweep.length_km.start=0", "sweep.length_km.stop=300", "sweep.length_km.step=20",
+            "sweep.block_size.values=[1e4,1e7,1e9]"]
+RATIO_GRID = ["sweep.length_km.values=[50,100,150]", "sweep.block_size.start=1e4", "sweep.block_size.stop=1e12",
+              "sweep.block_size.num=16"]
 
 
 def config(*overrides: str):
@@ -67,6 +74,7 @@ def test_finite_lim2014_config_is_lims_system_and_fig1_grid():
     assert float(np.asarray(spec["protocol"].intensities)[2]) == 2e-4  # Lim's fixed mu3
     assert spec["finite"] == {"model": "lim2014", "p_afterpulse": 0.04, "max_distance": True,
                               "max_distance_tol_km": 0.5}
+    assert spec["optimize"]["method"] == "gradient"  # qmc.optimize; `search` is the fallback
     lengths = studies.axis_values(spec["sweep"]["length_km"], "sweep.length_km")
     np.testing.assert_array_equal(lengths, np.arange(0.0, 201.0, 5.0))
     blocks = studies.axis_values(spec["sweep"]["block_size"], "sweep.block_size")
@@ -94,6 +102,9 @@ BAD = [
     (["experiment=finite_lim2014", "sweep.block_size.values=[1e4,0]"], "sweep.block_size[1] = 0 is out of range"),
     (["experiment=finite_lim2014", "sweep.length_km.start=-5"], "sweep.length_km[0] = -5 is out of range"),
     (["experiment=finite_lim2014", "optimize.n_candidates=0"], "optimize.n_candidates = 0 is out of range"),
+    (["experiment=finite_lim2014", "optimize.method=newton"], "optimize.method = newton: must be one of gradient"),
+    (["experiment=one_vs_two_decoy", "optimize.n_starts=0"], "optimize.n_starts = 0 is out of range"),
+    (["experiment=finite_lim2014", "optimize.continuation=-1"], "optimize.continuation = -1 is out of range"),
     (["experiment=finite_lim2014", "analysis.eps_cor=2"], "analysis.eps_cor = 2 is out of range"),
     (["experiment=finite_lim2014", "protocol.intensities=[0.5,0.1,0.08]"], "protocol.intensities[2] = 0.08"),
     (["experiment=one_vs_two_decoy", "analysis=finite_lim2014"], "analysis.variants: study one_vs_two_decoy needs"),
@@ -119,11 +130,13 @@ def test_bad_settings_are_one_line_before_compiling(overrides, message):
 
 
 def test_cli_runs_a_short_finite_lim2014_study(tmp_path):
+    # The command end to end (files, figure, qmc-plot), on the fast fallback optimizer; the
+    # default gradient path runs in-process below.
     run_dir = tmp_path / "run"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
     result = subprocess.run(
         [sys.executable, "-m", "qmc.cli", "experiment=finite_lim2014", "sweep.length_km.values=[0,100]",
-         "sweep.block_size.values=[1e4,1e7]", "finite.max_distance_tol_km=5", *TINY_OPT,
+         "sweep.block_size.values=[1e4,1e7]", "finite.max_distance_tol_km=5", "optimize.method=search", *TINY_OPT,
          f"hydra.run.dir={run_dir}"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
@@ -153,18 +166,45 @@ def test_cli_runs_a_short_finite_lim2014_study(tmp_path):
     assert (run_dir / "finite_key_vs_distance.png").exists()
 
 
-def test_one_vs_two_decoy_study_with_and_without_afterpulsing(tmp_path):
-    # Lim's closed-form model for both curves (one compiled search per analysis; p_ap is traced).
-    _, study, _, chunks = prepare("experiment=one_vs_two_decoy", "sweep.length_km.values=[50]",
-                                  "sweep.block_size.values=[1e5,1e8]", "finite.model=lim2014", *TINY_OPT)
+def test_finite_lim2014_study_on_the_gradient_optimizer(tmp_path):
+    # The configured default: qmc.optimize along every curve, maximum distances refined to 0.5 km.
+    _, study, spec, chunks = prepare("experiment=finite_lim2014", *LIM_GRID)
     meta = studies.execute(study, chunks, tmp_path, progress=False)
-    assert meta["status"] == "complete" and meta["rows"] == 4 and meta["chunks_total"] == 2
+    assert meta["status"] == "complete" and meta["rows"] == 16 * 4 and meta["chunks_total"] == 16
     rows = read_results(tmp_path)
-    ratio = {(r["p_afterpulse"], r["block_size"]): r["ratio"] for r in rows}
-    # Without afterpulsing one decoy wins at practical block sizes (Rusca 2018; qmc 1.26, 1.18) ...
-    assert ratio[0.0, 1e5] > 1.05 and ratio[0.0, 1e8] > 1.05
-    # ... with Lim's afterpulsing model (errors p_ap D_k / 2) two decoys win (qmc 0.83, 0.93).
-    assert ratio[0.04, 1e5] < 1.0 and ratio[0.04, 1e8] < 1.0
+    by = {(r["analysis"], r["block_size"], r["length_km"]): r for r in rows}
+    # Lim, Sec. IV: "about 1.75" (qmc 1.791) and 135 km at n_X = 1e4 (qmc 130.7 km)
+    assert by["finite_lim2014", 1e9, 100.0]["key_rate"] / by["finite_lim2014", 1e7, 100.0]["key_rate"] == (
+        pytest.approx(1.791, rel=2e-3))
+    curves = (("finite_lim2014", 1e4), ("finite_lim2014", 1e7), ("finite_lim2014", 1e9),
+              ("asymptotic_two_decoy", math.inf))
+    d = {key: by[key + (0.0,)]["max_distance_km"] for key in curves}
+    assert d[curves[0]] == pytest.approx(130.7, abs=1.0)
+    assert d[curves[0]] < d[curves[1]] < d[curves[2]] < d[curves[3]]
+    for key, r in by.items():  # one maximum distance per curve, on all its rows
+        assert r["max_distance_km"] == d[key[:2]]
+        assert (r["key_rate"] > 0) == (r["length_km"] <= r["max_distance_km"]), key
+    assert all(r["mu3"] == 2e-4 for r in rows) and {r["model"] for r in rows} == {"lim2014"}
+    assert (tmp_path / "finite_key_vs_distance.png").stat().st_size > 1000
+
+
+def test_one_vs_two_decoy_study_with_and_without_afterpulsing(tmp_path):
+    # Lim's closed-form model for both curves (one compiled program per analysis: p_ap is traced);
+    # the gradient optimizer, each length a chain along the 16 block sizes.
+    _, study, _, chunks = prepare("experiment=one_vs_two_decoy", *RATIO_GRID, "finite.model=lim2014")
+    meta = studies.execute(study, chunks, tmp_path, progress=False)
+    assert meta["status"] == "complete" and meta["rows"] == 2 * 3 * 16 and meta["chunks_total"] == 2 * 3
+    rows = read_results(tmp_path)
+    ratio = {(r["p_afterpulse"], r["length_km"], r["block_size"]): r["ratio"] for r in rows}
+    blocks = sorted({r["block_size"] for r in rows})
+    assert len(blocks) == 16 and blocks[0] == pytest.approx(1e4) and blocks[-1] == pytest.approx(1e12)
+    for length in (50.0, 100.0):
+        none = np.array([ratio[0.0, length, n] for n in blocks])
+        after = np.array([ratio[0.04, length, n] for n in blocks])
+        # Without afterpulsing one decoy wins at every block size (Rusca 2018; qmc 1.01-1.29) ...
+        assert np.all(none > 1.0) and none.max() > 1.2
+        # ... with Lim's afterpulsing model (errors p_ap D_k / 2) two decoys win (qmc 0.24-0.94).
+        assert np.all(after < 1.0) and after.max() > 0.85
     assert all(r["model"] == "lim2014" for r in rows)
     assert (tmp_path / "one_vs_two_decoy.png").stat().st_size > 1000
 
