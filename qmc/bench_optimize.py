@@ -23,6 +23,11 @@ a change of machine load hits both), in two settings:
 * ``default``: the defaults, which add a second start every eighth point from the best of 32
   spread-out starts (multi-start insurance against a change of basin along the sweep).
 
+On the finite-key sweep only (unless ``--no-optax``), ``optax``: the same ``warm`` sweep through
+:func:`qmc.optimize.maximize_sweep` with ``solver="optax"`` (``optax.lbfgs()`` with its zoom line
+search instead of qmc's BFGS: same loss, starts, warm starts and continuation, the points vmapped
+as two chains side by side), timed the same way (its first call compiles about 30 s more).
+
 scipy: ``scipy.optimize.minimize(method="L-BFGS-B")`` with default tolerances and
 finite-difference gradients, on the same jitted objective (-ln R of the same reparameterization;
 one jitted function of (theta, length), so no point recompiles), point by point in order of
@@ -103,6 +108,8 @@ def _median_time(fn, reps: int) -> tuple[float, float]:
 
 
 SETTINGS = {"warm": dict(n_starts=1), "default": {}}
+OPTAX_SETTING = dict(n_starts=1, solver="optax")  # the warm strategy with optax's L-BFGS
+OPTAX_SWEEPS = ("finite_lim2014_1e9",)
 
 
 def qmc_sweep(analysis, link, protocol, space, lengths, **settings):
@@ -158,7 +165,7 @@ def compare(rates_qmc, rates_scipy, floor: float = RATE_FLOOR) -> dict:
     }
 
 
-def run(quick: bool = False, n_points: int = 100) -> dict:
+def run(quick: bool = False, n_points: int = 100, with_optax: bool = True) -> dict:
     """Run both sweeps; returns the numbers (seconds per point, ratios, rates)."""
     reps_qmc = 3 if quick else 5  # qmc runs around each scipy run (median of all)
     reps_scipy = 1 if quick else 3
@@ -176,8 +183,9 @@ def run(quick: bool = False, n_points: int = 100) -> dict:
     total_qmc = total_scipy = total_default = 0.0
     ratios, speedups = [], []
     for name, (analysis, link, protocol, space, lengths) in cases(n_points).items():
+        settings = dict(SETTINGS, **({"optax": OPTAX_SETTING} if with_optax and name in OPTAX_SWEEPS else {}))
         runs = {setting: functools.partial(qmc_sweep, analysis, link, protocol, space, lengths, **kwargs)
-                for setting, kwargs in SETTINGS.items()}
+                for setting, kwargs in settings.items()}
         first, results = {}, {}
         for setting, go in runs.items():
             t0 = time.perf_counter()
@@ -203,6 +211,7 @@ def run(quick: bool = False, n_points: int = 100) -> dict:
         cpu_qmc, cpu_scipy = (statistics.median(c for _, c in times[k]) for k in ("warm", "scipy"))
         rates_qmc, opt = results["warm"]
         rates_default, _ = results["default"]
+        first_calls = first
         first, first_default = first["warm"], first["default"]
         rates_scipy, _, nfev = scipy_result["out"]
         stats = compare(rates_qmc, rates_scipy)
@@ -229,6 +238,28 @@ def run(quick: bool = False, n_points: int = 100) -> dict:
             "rates_qmc_default": [float(x) for x in rates_default],
             "rates_scipy": [float(x) for x in rates_scipy],
         }
+        if "optax" in runs:
+            t_optax = statistics.median(w for w, _ in times["optax"])
+            rates_optax, opt_optax = results["optax"]
+            stats_optax = compare(rates_optax, rates_scipy)
+            vs_qmc = compare(rates_optax, rates_qmc)  # "qmc" in the keys: optax here, qmc's BFGS as "scipy"
+            per.update({
+                "optax_mode": ("maximize_sweep(solver='optax', n_starts=1): warm starts + continuation, "
+                               "2 chains vmapped"),
+                "optax_seconds_per_point": t_optax / n_points,
+                "optax_cpu_seconds_per_point": statistics.median(c for _, c in times["optax"]) / n_points,
+                "optax_time_over_qmc": t_optax / t_qmc,
+                "speedup_optax_over_scipy": t_scipy / t_optax,
+                "optax_first_call_s": first_calls["optax"],
+                "optax_evaluations_per_point_median": float(np.median(opt_optax.n_eval)),
+                "min_rate_ratio_optax_over_scipy": stats_optax["min_rate_ratio_qmc_over_scipy"],
+                "min_rate_ratio_optax_over_qmc": vs_qmc["min_rate_ratio_qmc_over_scipy"],
+                "worst_point_optax_over_qmc": vs_qmc["worst_point"],
+                "points_qmc_better_than_optax_by_1e-6": int(np.sum((rates_qmc > RATE_FLOOR)
+                                                                   & (rates_optax < rates_qmc * (1 - 1e-6)))),
+                "points_with_key_optax": stats_optax["points_with_key_qmc"],
+                "rates_optax": [float(x) for x in rates_optax],
+            })
         out["sweeps"][name] = per
         total_qmc += t_qmc
         total_scipy += t_scipy
@@ -281,6 +312,18 @@ def table(r: dict) -> str:
         f"{name} qmc {s['qmc_cpu_seconds_per_point']:.2e} s/pt, scipy {s['scipy_cpu_seconds_per_point']:.2e} s/pt, "
         f"{s['speedup_cpu']:.1f}x" for name, s in r["sweeps"].items()))
     for name, s in r["sweeps"].items():
+        if "optax_seconds_per_point" in s:
+            worst = s["worst_point_optax_over_qmc"]
+            lines.append(
+                f"{name} with optax.lbfgs (zoom line search; {s['optax_mode']}): "
+                f"{s['optax_seconds_per_point']:.2e} s/pt, {s['optax_time_over_qmc']:.1f}x qmc's time, "
+                f"{s['speedup_optax_over_scipy']:.1f}x faster than scipy; "
+                f"{s['optax_evaluations_per_point_median']:.0f} evals/pt; min rate ratio optax/scipy "
+                f"{s['min_rate_ratio_optax_over_scipy']:.6f}, optax/qmc {s['min_rate_ratio_optax_over_qmc']:.6f}"
+                + (f" (at {s['lengths_km'][worst]:.1f} km)" if worst >= 0 else "")
+                + f", {s['points_qmc_better_than_optax_by_1e-6']} points where qmc is higher by 1e-6; "
+                f"first call {s['optax_first_call_s']:.1f} s")
+    for name, s in r["sweeps"].items():
         worst = f"worst point {s['lengths_km'][s['worst_point']]:.1f} km" if s["worst_point"] >= 0 else "no key"
         lines.append(f"{name}: first call (compile + run) {s['qmc_first_call_s']:.1f} s (defaults "
                      f"{s['qmc_default_first_call_s']:.1f} s); {worst}")
@@ -293,8 +336,10 @@ def main(argv=None) -> None:
     parser.add_argument("--quick", action="store_true", help="fewer repetitions (scipy once)")
     parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     parser.add_argument("--points", type=int, default=100, help="points per sweep (default 100)")
+    parser.add_argument("--no-optax", action="store_true",
+                        help="skip the finite-key sweep with solver='optax' (saves its ~30 s compilation)")
     args = parser.parse_args(argv)
-    result = run(quick=args.quick, n_points=args.points)
+    result = run(quick=args.quick, n_points=args.points, with_optax=not args.no_optax)
     print(table(result))
     if args.json:
         print(json.dumps(result))

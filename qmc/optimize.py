@@ -37,6 +37,12 @@ previous optimum (extrapolated, with its inverse Hessian), a spread-out start ev
 then passes that restart every point from its neighbours' optima while that improves any point.
 Everything is one ``jax.jit`` call.
 
+``solver="optax"`` replaces the BFGS loop by ``optax.lbfgs()`` with its zoom line search
+(:func:`minimize_optax`) on the same loss, reparameterization, starts and drivers. It is the
+slower choice on a CPU: optax's loop holds the loss's gradient program three times (state
+fallback, bracketing and zoom phases of the line search), so it compiles about twice as long,
+and under ``vmap`` its ``lax.cond`` branches all run, so an iteration costs several gradients.
+
 A point where no start gives a positive rate returns rate 0 with the analysis' reason
 (``Optimum.found`` is False there).
 """
@@ -56,7 +62,7 @@ from qmc.validation import ValidationError
 
 __all__ = [
     "Space", "default_space", "to_protocol", "from_protocol", "objective", "starting_points",
-    "maximize", "maximize_sweep", "Optimum", "minimize_bfgs", "check_block_engine",
+    "maximize", "maximize_sweep", "Optimum", "minimize_bfgs", "minimize_optax", "SOLVERS", "check_block_engine",
 ]
 
 _INTENSITY_MODES = ("none", "signal", "decoys", "all")
@@ -369,6 +375,93 @@ def minimize_bfgs(fun, x0, *, max_iter: int = 100, max_linesearch: int = 20, gto
 
 
 # ----------------------------------------------------------------------------------------------
+# optax's L-BFGS, one start (the alternative solver, ``solver="optax"``)
+# ----------------------------------------------------------------------------------------------
+
+
+def _with_forward_gradient(fun, x0):
+    """``fun`` whose reverse-mode gradient (what optax's line search takes with
+    ``jax.value_and_grad``) is computed in forward mode (:func:`_value_and_grad`), as the default
+    solver's. The value-and-gradient program is traced once (``jax.closure_convert``) and replayed
+    wherever optax calls it."""
+    d = jnp.shape(x0)[0]
+    if d > 16:
+        return fun
+    value_and_grad, consts = jax.closure_convert(_value_and_grad(fun, d), x0)
+
+    @jax.custom_vjp
+    def loss(x):
+        return value_and_grad(x, *consts)[0]
+
+    def loss_fwd(x):
+        return value_and_grad(x, *consts)
+
+    def loss_bwd(g, ct):
+        return (ct * g,)
+
+    loss.defvjp(loss_fwd, loss_bwd)
+    return loss
+
+
+def minimize_optax(fun, x0, *, max_iter: int = 40, gtol: float = 1e-7, ftol: float = 1e-12,
+                   patience: int = 15, cutoff=jnp.inf, memory_size: int = 10):
+    """Minimize ``fun`` from ``x0`` with ``optax.lbfgs()`` (traceable, vmappable).
+
+    optax's L-BFGS with its default zoom line search (strong Wolfe conditions, at most 20 steps),
+    run as in optax's documented example: ``optax.value_and_grad_from_state`` and
+    ``update(grad, state, x, value=, grad=, value_fn=)`` in a ``jax.lax.while_loop``. Gradients
+    are forward-mode (:func:`_with_forward_gradient`). Stops when the gradient max norm is below
+    ``gtol``, the loss decrease of an iteration below ``ftol`` (1 + |f|) (this includes a failed
+    line search), after ``max_iter`` iterations, after ``patience`` iterations still without key
+    (loss in the infeasible regime), or at once if the loss at ``x0`` is not below ``cutoff``, as
+    :func:`minimize_bfgs`.
+
+    The compiled loop holds the loss's value-and-gradient program three times (the state's
+    fallback evaluation, and the bracketing and zoom phases of the line search; traced once and
+    replayed), so it compiles about twice as slowly as :func:`minimize_bfgs`'s. Under ``vmap``
+    each ``lax.cond`` of optax's loop becomes a ``select`` that computes both branches (the
+    gradient at the current point again, both phases of the line search); ``n_eval`` counts the
+    evaluations the algorithm uses (the start and one per line-search step), not those computed.
+
+    Returns:
+        (x, f, n_iter, n_eval): the point, its loss, iterations and evaluations.
+    """
+    import optax
+
+    x0 = jnp.asarray(x0, jnp.float64)
+    loss = _with_forward_gradient(fun, x0)
+    opt = optax.lbfgs(memory_size=memory_size)
+    value_and_grad = optax.value_and_grad_from_state(loss)
+
+    def cond(carry):
+        _, state, f_prev, _, stop = carry
+        k = optax.tree.get(state, "count")
+        f = optax.tree.get(state, "value")
+        g = optax.tree.get(state, "grad")
+        small = (f_prev - f) <= ftol * (1.0 + jnp.abs(f))
+        no_key = (k >= patience) & (f >= 0.5 * _INFEASIBLE)
+        started = k > 0
+        return ~started | (~stop & jnp.isfinite(f) & (k < max_iter) & (jnp.max(jnp.abs(g)) > gtol) & ~small & ~no_key)
+
+    def step(carry):
+        x, state, _, n_eval, _ = carry
+        f, g = value_and_grad(x, state=state)  # the first time: at x0 (the state holds no value)
+        updates, new_state = opt.update(g, state, x, value=f, grad=g, value_fn=loss)
+        # a start whose loss is not below the cutoff stays where it is
+        stop = (optax.tree.get(state, "count") == 0) & ~(f < cutoff)
+        new_state = jax.tree_util.tree_map(lambda a, b: jnp.where(stop, a, b),
+                                           optax.tree.set(new_state, value=f, grad=g), new_state)
+        n_ls = jnp.where(stop, 0, optax.tree.get(new_state, "num_linesearch_steps")).astype(jnp.int32)
+        return jnp.where(stop, x, optax.apply_updates(x, updates)), new_state, f, n_eval + n_ls, stop
+
+    init = (x0, opt.init(x0), jnp.asarray(jnp.inf), jnp.asarray(1, jnp.int32), jnp.asarray(False))
+    x, state, _, n_eval, stop = jax.lax.while_loop(cond, step, init)
+    f = optax.tree.get(state, "value")
+    n_iter = jnp.where(stop, 0, optax.tree.get(state, "count")).astype(jnp.int32)
+    return x, jnp.where(jnp.isfinite(f), f, jnp.inf), n_iter, n_eval
+
+
+# ----------------------------------------------------------------------------------------------
 # Results
 # ----------------------------------------------------------------------------------------------
 
@@ -462,13 +555,18 @@ def starting_points(protocol, space: Space, n_starts: int, seed: int = 0) -> np.
 # ----------------------------------------------------------------------------------------------
 
 _BFGS_DEFAULTS = dict(max_iter=40, max_linesearch=20, gtol=1e-7, ftol=1e-12, max_step=2.0, patience=15, dtol=1e-10)
+_OPTAX_DEFAULTS = dict(max_iter=40, gtol=1e-7, ftol=1e-12, patience=15, memory_size=10)
+SOLVERS = ("bfgs", "optax")  # maximize(solver=...): qmc's dense BFGS (default), optax.lbfgs()
 
 
-def _options(bfgs: Mapping[str, Any]) -> tuple:
-    unknown = set(bfgs) - set(_BFGS_DEFAULTS) - {"max_eval"}
+def _options(bfgs: Mapping[str, Any], solver: str = "bfgs") -> tuple:
+    if solver not in SOLVERS:
+        raise ValueError(f"solver = {solver!r}: must be one of {', '.join(repr(s) for s in SOLVERS)}")
+    defaults, extra = (_BFGS_DEFAULTS, {"max_eval"}) if solver == "bfgs" else (_OPTAX_DEFAULTS, set())
+    unknown = set(bfgs) - set(defaults) - extra
     if unknown:
-        raise TypeError(f"unknown optimizer options: {', '.join(sorted(unknown))}")
-    return tuple(sorted({**_BFGS_DEFAULTS, **bfgs}.items()))
+        raise TypeError(f"unknown options of solver {solver!r}: {', '.join(sorted(unknown))}")
+    return tuple(sorted({**defaults, **bfgs}.items()))
 
 
 def _pad(x, n_pad):
@@ -477,9 +575,9 @@ def _pad(x, n_pad):
 
 
 @functools.partial(jax.jit, static_argnames=("paths", "space", "bfgs", "lanes", "chain_length", "continuation",
-                                             "explore_every", "sequential_lanes"))
+                                             "explore_every", "sequential_lanes", "solver"))
 def _optimize(tree, batch, pool, paths, space, bfgs, lanes, chain_length, continuation, explore_every=1,
-              sequential_lanes=False):
+              sequential_lanes=False, solver="bfgs"):
     """Optima of P problems: chains of ``chain_length`` consecutive points, vmapped over chains.
 
     Args:
@@ -499,6 +597,8 @@ def _optimize(tree, batch, pool, paths, space, bfgs, lanes, chain_length, contin
         explore_every: along a chain, the lanes other than the warm start run at every
             ``explore_every``-th point only (and at the chain's first); elsewhere they stop after
             one evaluation.
+        solver: ``"bfgs"`` (:func:`minimize_bfgs`) or ``"optax"`` (:func:`minimize_optax`: it
+            keeps no inverse Hessian, so its lanes pass on the one they were given).
 
     First pass: lane 0 starts from the previous point's optimum (from ``pool[:, 0]``, the user's
     protocol, at the first point of a chain) with its inverse Hessian; the other lanes, where they
@@ -528,6 +628,9 @@ def _optimize(tree, batch, pool, paths, space, bfgs, lanes, chain_length, contin
         t = setup(item)
         loss = functools.partial(objective, link=t["link"], protocol=t["protocol"], analysis=t["analysis"],
                                  space=space)
+        if solver == "optax":
+            x, f, n_iter, n_eval = minimize_optax(loss, start, cutoff=cutoff, **bfgs)
+            return x, f, n_iter, n_eval, h0
         return minimize_bfgs(loss, start, cutoff=cutoff, h0=h0, fresh0=fresh0, **bfgs)
 
     def solve_lanes(items, lane_starts, cutoff, h0, fresh0):
@@ -708,6 +811,7 @@ def maximize(
     seed: int = 0,
     batched: bool = False,
     validate: bool = True,
+    solver: str = "bfgs",
     **bfgs: Any,
 ) -> Optimum:
     """Maximize ``analysis.key_rate(link, protocol).rate`` over the free protocol parameters.
@@ -725,7 +829,12 @@ def maximize(
         n_pool: starts screened (values only) for the lanes after the first.
         seed: seed of the spread-out starts.
         validate: check the analysis and the protocol first (concrete values only).
-        **bfgs: options of :func:`minimize_bfgs` (``max_iter``, ``gtol``, ``ftol``, ``dtol``, ``patience``).
+        solver: ``"bfgs"`` (default: :func:`minimize_bfgs`, qmc's dense BFGS) or ``"optax"``
+            (:func:`minimize_optax`: ``optax.lbfgs()`` with its zoom line search; same loss,
+            reparameterization and starts, slower on a CPU).
+        **bfgs: options of the solver: :func:`minimize_bfgs` (``max_iter``, ``gtol``, ``ftol``,
+            ``dtol``, ``patience``, ...) or :func:`minimize_optax` (``max_iter``, ``gtol``,
+            ``ftol``, ``patience``, ``memory_size``).
 
     Returns:
         :class:`Optimum` (leaves with a leading axis P when ``batched``).
@@ -735,6 +844,7 @@ def maximize(
         >>> float(opt.rate.rate), opt.parameters()
     """
     space = default_space(analysis, protocol) if space is None else space
+    options = _options(bfgs, solver)
     if validate:
         _check(analysis, protocol, space)
     links = link if batched else jax.tree_util.tree_map(lambda x: jnp.asarray(x)[None], link)
@@ -744,7 +854,7 @@ def maximize(
     lanes = max(int(n_starts), 1)
     if pool.shape[1] < lanes:
         raise ValueError(f"starts: {pool.shape[1]} given, n_starts = {lanes} needs at least as many")
-    out = _optimize(tree, links, pool, None, space, _options(bfgs), lanes, 1, 0)
+    out = _optimize(tree, links, pool, None, space, options, lanes, 1, 0, solver=solver)
     return out if batched else jax.tree_util.tree_map(lambda x: x[0], out)
 
 
@@ -763,6 +873,7 @@ def maximize_sweep(
     explore_every: int = 8,
     continuation: int = 4,
     validate: bool = True,
+    solver: str = "bfgs",
     **bfgs: Any,
 ) -> Optimum:
     """Optimal protocol parameters at every point of a sweep, in one compiled call.
@@ -794,7 +905,8 @@ def maximize_sweep(
             look for a better basin, and the continuation passes spread what they find.
         continuation: at most this many passes of restarts from the neighbours' optima (0: none;
             a single point has none).
-        **bfgs: options of :func:`minimize_bfgs`.
+        solver, **bfgs: as :func:`maximize` (with ``"optax"`` a warm start carries the optimum
+            only, no curvature).
 
     Returns:
         :class:`Optimum` with leading axis P.
@@ -806,6 +918,7 @@ def maximize_sweep(
         (100,)
     """
     space = default_space(analysis, protocol) if space is None else space
+    options = _options(bfgs, solver)
     if validate:
         _check(analysis, protocol, space)
     tree = {"link": link, "analysis": analysis, "protocol": protocol}
@@ -826,8 +939,8 @@ def maximize_sweep(
         chain_length = -(-n_points // 2) if jax.default_backend() == "cpu" else 1
     m = max(1, min(int(chain_length), n_points))
     continuation = int(continuation) if n_points > 1 else 0  # one point: no neighbours (less to compile)
-    return _optimize(tree, jnp.asarray(grid), pool, paths, space, _options(bfgs), lanes, m, continuation,
-                     max(int(explore_every), 1), m > 1 and lanes > 1)
+    return _optimize(tree, jnp.asarray(grid), pool, paths, space, options, lanes, m, continuation,
+                     max(int(explore_every), 1), m > 1 and lanes > 1, solver)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -284,6 +284,58 @@ def test_block_engine_sessions_agree_with_the_optimum(finite_random):
 
 
 # ----------------------------------------------------------------------------------------------
+# solver="optax": optax.lbfgs() (zoom line search) on the same loss, reparameterization and starts
+# ----------------------------------------------------------------------------------------------
+
+
+def test_optax_solver_finds_the_gys_optimum():
+    analysis, link = InfiniteDecoy(f_ec=1.22), gys_link(50.0)
+    opt = optimize.maximize(analysis, link, GYS_PROTOCOL, solver="optax", n_starts=1)  # one lane: less to compile
+    mu = float(opt.protocol.intensities[0])
+    assert abs(mu - 0.48) < 0.015, mu  # Lo, Ma, Chen (2005), as for the default solver
+    assert bool(opt.found) and float(opt.rate.rate) > 0 and 1 < int(opt.n_eval) < 100
+
+
+def test_optax_solver_agrees_with_bfgs_on_a_finite_key_point(finite_random):
+    links, blocks, opt = finite_random  # the default solver's optima (four starts per point)
+    i = 0
+    analysis = dataclasses.replace(FINITE, block_size=float(blocks[i]))
+    out = optimize.maximize(analysis, links[i], LIM_PROTOCOL, solver="optax", n_starts=1)
+    assert bool(out.found) and opt.rate.rate[i] > 0
+    assert float(out.rate.rate) == pytest.approx(float(opt.rate.rate[i]), rel=1e-6)
+    FINITE.validate_protocol(out.protocol)
+    assert out.parameters().keys() == opt.parameters().keys() and np.shape(out.theta) == np.shape(opt.theta[i])
+
+
+def test_unknown_solver_or_option_is_refused():
+    link = fs.lim2014_link(60.0)
+    with pytest.raises(ValueError, match="solver = 'adam': must be one of 'bfgs', 'optax'"):
+        optimize.maximize(FINITE, link, LIM_PROTOCOL, solver="adam")
+    with pytest.raises(ValueError, match="must be one of 'bfgs', 'optax'"):
+        optimize.maximize_sweep(FINITE, link, LIM_PROTOCOL, {"link.channel.length_km": [0.0, 10.0]}, solver="lbfgs")
+    with pytest.raises(TypeError, match="dtol"):  # an option of the default solver only
+        optimize.maximize(FINITE, link, LIM_PROTOCOL, solver="optax", dtol=1e-9)
+
+
+@pytest.mark.slow
+def test_optax_sweep_matches_the_default_solver():
+    from qmc.bench_optimize import cases
+
+    analysis, link, protocol, space, lengths = cases(24)["finite_lim2014_1e9"]
+    points = {"link.channel.length_km": lengths}
+    ref = optimize.maximize_sweep(analysis, link, protocol, points, space)
+    opt = optimize.maximize_sweep(analysis, link, protocol, points, space, solver="optax")
+    rate, want = np.asarray(opt.rate.rate), np.asarray(ref.rate.rate)
+    assert np.array_equal(np.asarray(opt.found), np.asarray(ref.found))
+    # At the edge of the key (the last point with key, ~191 km) the warm start has no key and
+    # optax's L-BFGS, with the same iteration budget, ends below the default solver's optimum.
+    edge = np.flatnonzero(want > 0)[-1]
+    others = np.arange(len(want)) != edge
+    np.testing.assert_allclose(rate[others], want[others], rtol=1e-6)
+    assert rate[edge] <= want[edge] * (1 + 1e-6)
+
+
+# ----------------------------------------------------------------------------------------------
 # Sweeps: continuation, and scipy on the same objective
 # ----------------------------------------------------------------------------------------------
 
