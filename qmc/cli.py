@@ -211,6 +211,25 @@ def prepare(cfg: DictConfig):
 # ---------------------------------------------------------------------------------------------
 
 
+def _compilation_cache() -> None:
+    """Keep compiled programs between runs (JAX's persistent cache): most of a short study's time
+    is compilation (optimize_link: 48 s cold, 15 s warm on 2 CPU cores). ``$QMC_CACHE_DIR``
+    (default ``~/.cache/qmc/jax``; empty: off) unless ``JAX_COMPILATION_CACHE_DIR`` is set, which
+    JAX reads itself. The cache never changes a number."""
+    if os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+        return
+    path = os.environ.get("QMC_CACHE_DIR", str(Path.home() / ".cache" / "qmc" / "jax"))
+    if not path:
+        return
+    import jax
+
+    try:
+        Path(path).mkdir(parents=True, exist_ok=True)
+        jax.config.update("jax_compilation_cache_dir", path)
+    except OSError as err:  # a read-only home: run without the cache
+        log.warning("compilation cache off (%s): %s", path, err)
+
+
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def _run(cfg: DictConfig) -> None:
     os.environ.setdefault("MPLBACKEND", "Agg")
@@ -218,6 +237,8 @@ def _run(cfg: DictConfig) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     import qmc
     from qmc import studies
+
+    _compilation_cache()
 
     try:
         study, spec, chunks = prepare(cfg)
