@@ -59,8 +59,8 @@ from qmc.analysis.observations import Observations
 from qmc.engines.block import BlockEngine
 from qmc.engines.tally import SiftedTally, sifted_probabilities
 from qmc.finite_study import (
-    LIM2014, MODELS, _axis, _check_engine, _check_study_inputs, _optimize_settings, _settings, _variants,
-    lim2014_observations, model_observations, optimize_points, parameters_row, protocol_from_row,
+    MODELS, _axis, _check_engine, _check_method, _check_study_inputs, _optimize, _settings,
+    _study_optimize_settings, _variants, lim2014_observations, model_observations, protocol_from_row,
 )
 from qmc.link import Link
 from qmc.studies import Chunk, Study, register
@@ -328,9 +328,10 @@ def finite_key_mc(
 ) -> Iterator[Chunk]:
     """Monte Carlo sessions through the finite-key analysis at every (length, block size).
 
-    At each point the protocol is first optimized for the expected-count rate
-    (:func:`qmc.finite_study.optimize_points`); ``n_sessions`` sessions are then drawn under each
-    rule (see the module docstring) and analyzed one by one.
+    The protocol is first optimized for the expected-count rate at every point (one compiled call:
+    :func:`qmc.finite_study.maximize_points`, or with ``method="search"`` the derivative-free
+    :func:`qmc.finite_study.optimize_points`); ``n_sessions`` sessions are then drawn under each
+    rule (see the module docstring) and analyzed one by one, point by point.
 
     Args:
         key: JAX PRNG key; point i and rule r use fold_in(fold_in(key, i), index of r in
@@ -346,7 +347,8 @@ def finite_key_mc(
         phase_error_tolerance: phi_tol for the abort rule; None: the expected-count bound plus
             ``phase_error_margin``.
         n_bins: histogram bins per point (shared by the rules).
-        **optimize_kwargs: :func:`qmc.finite_study.optimize_points` settings.
+        **optimize_kwargs: ``method`` (``"gradient"``, default, or ``"search"``) and that method's
+            settings (:func:`qmc.finite_study.maximize_points` / ``optimize_points``).
 
     Returns:
         An iterator of :class:`qmc.studies.Chunk`, one per point, rows with :data:`MC_COLUMNS`:
@@ -378,12 +380,17 @@ def finite_key_mc(
 
 
 def _mc_chunks(key, link, analysis, points, n_sessions, rules, model, p_ap, phi_tol, margin, n_bins, kw):
-    n_int = type(analysis).n_intensities
+    kw = dict(kw)
+    method = kw.pop("method", "gradient")
+    _check_method(method, kw)
+    if method == "search":
+        kw["chunk"] = 1
+    lengths, blocks = (np.array([p[j] for p in points]) for j in (0, 1))
+    _, _, optimal = _optimize(method, analysis, link, lengths, blocks, model=model, p_afterpulse=p_ap, **kw)
     for i, (length, block) in enumerate(points):
         point_link = replace_path(link, "channel.length_km", length)
-        _, u = optimize_points(analysis, link, [length], [block], model=model, p_afterpulse=p_ap,
-                               **dict(kw, chunk=1))
-        params = parameters_row(u[0], n_int, kw.get("mu3", LIM2014["mu3"]))
+        params = {name: optimal[i][name] for name in ("mu1", "mu2", "mu3", "p_mu1", "p_mu2", "p_mu3", "p_z")
+                  if name in optimal[i]}
         protocol = protocol_from_row(params)
         exp = expected_key(analysis, point_link, protocol, block, model, p_ap)
         l_exp, phi_exp, n_exp = float(exp.key_length), float(exp.phase_error), float(exp.n_pulses)
@@ -460,7 +467,7 @@ def _run_finite_key_mc(spec):
         phase_error_tolerance=None if tol is None else float(tol),
         phase_error_margin=float(mc.get("phase_error_margin", 0.01)),
         n_bins=int(mc.get("n_bins", 40)),
-        **_optimize_settings(spec),
+        **_study_optimize_settings(spec),
     )
 
 
