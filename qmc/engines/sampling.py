@@ -38,7 +38,8 @@ from jax import lax
 
 __all__ = [
     "philox4x32", "philox_key", "words", "uniform53", "thresholds64", "categorical", "histogram",
-    "kernel_methods", "CATEGORICAL_METHODS", "HISTOGRAM_METHODS", "categorical_exact", "fix_ambiguous", "binomial", "multinomial", "geometric_positions",
+    "kernel_methods", "CATEGORICAL_METHODS", "HISTOGRAM_METHODS", "categorical_exact", "fix_ambiguous",
+    "binomial", "multinomial", "geometric_positions",
 ]
 
 _M0 = np.uint64(0xD2511F53)
@@ -184,8 +185,10 @@ def categorical(w_hi, t_hi, method: str = "compare"):
     Args:
         w_hi: uint32 words, shape (n,).
         t_hi: upper threshold words from :func:`thresholds64`, shape (M - 1,) (one table).
-        method: ``"compare"`` (M - 1 unrolled compares per draw) or ``"search"`` (binary search,
-            ceil(log2 M) gathers per draw); the same cells either way.
+        method: ``"compare"`` (M - 1 unrolled compares per draw), ``"search"`` (branch-free
+            binary search, ceil(log2 M) gathers per draw from the uint32 table), ``"search_top"``
+            (the same, its first levels by selects among known entries) or ``"search64"`` (int64
+            table); the same cells every way (:func:`kernel_methods` picks one per backend).
 
     Returns:
         ``(cell, ambiguous)``: int32 cell (exact unless ``ambiguous``), and a bool mask of the rare
@@ -252,7 +255,10 @@ def histogram(values, n_bins: int, method: str = "scatter"):
     * ``"packed"``: values in groups of 128; each group's counts are accumulated as bytes packed
       four to a uint32 word (a count below 256 cannot carry into the next byte), so a value costs
       ceil(n_bins / 4) compare-and-adds instead of n_bins, and no atomics; then the bytes are
-      unpacked and summed over groups. For accelerators.
+      unpacked and summed over groups.
+
+    ``packed``, ``replicated`` and ``split`` lost to ``onehot8`` on an H100 (docs/benchmarks/);
+    they stay for ``scripts/gpu_variants.py`` to re-measure on other devices.
     """
     values = jnp.asarray(values).ravel()
     if method == "scatter":
