@@ -396,16 +396,16 @@ def _btrs_propose(pkey, counter, stream, lane, lane2, nb, qb, rolled=False):
     return jnp.where(squeeze | (ok & (lv <= log_ratio)), k, jnp.nan)
 
 
-# Rejected BTRS proposals are compacted into a buffer of 1/_FINISH_FRACTION of the batch: after
-# two proposals well under 1 % of the elements are left, and a smaller buffer makes each of the
-# final loop's steps cheaper (the values never depend on it).
-_FINISH_FRACTION = 32
+# Rejected BTRS proposals are compacted into a buffer of 1/_FINISH_FRACTION of the batch (the
+# values never depend on it). On an H100 (scripts/gpu_block.py, docs/benchmarks/) 1/8 and 1/32
+# ran alike (4.4e7-4.7e7 sessions/s) and 1/128 at half the speed (more compaction passes).
+_FINISH_FRACTION = 8
 
 
 def _btrs_finish(pkey, stream, lane, lane2, nb, qb, k_out, tries_done: int):
     """Propose again for the elements still NaN until none is left.
 
-    Each outer pass compacts up to ``buf`` (1/32 of the batch) rejected elements (``nonzero``) and loops on that buffer
+    Each outer pass compacts up to ``buf`` (1/8 of the batch) rejected elements (``nonzero``) and loops on that buffer
     alone until all of it is accepted, then scatters back (one pass unless more than ``buf`` were
     rejected). Every element proposes with its own counters, so its value does not depend on
     ``buf`` or on the other elements.
@@ -448,7 +448,7 @@ def binomial(pkey, stream, n, p, lane=0, lane2=0, tries_per_round: int = 2):
 
     Method: for q = min(p, 1 - p) and n q < 10, inversion by sequential search of the pmf from 0
     (one uniform). Otherwise BTRS: ``tries_per_round`` proposals for every element, then the few
-    rejected ones are compacted, 1/32 of the batch at a time, and proposed again until all are
+    rejected ones are compacted, 1/8 of the batch at a time, and proposed again until all are
     accepted (a plain loop would cost every element the rounds of the slowest). The value of
     every element depends only on (key, stream, lane, lane2, n, p), not on the batch.
     """
