@@ -405,9 +405,9 @@ _FINISH_FRACTION = 8
 def _btrs_finish(pkey, stream, lane, lane2, nb, qb, k_out, tries_done: int):
     """Propose again for the elements still NaN until none is left.
 
-    Each outer pass compacts up to ``buf`` (1/8 of the batch) rejected elements (``nonzero``) and loops on that buffer
-    alone until all of it is accepted, then scatters back (one pass unless more than ``buf`` were
-    rejected). Every element proposes with its own counters, so its value does not depend on
+    Each outer pass compacts up to ``buf`` (1/8 of the batch) rejected elements (``nonzero``) and
+    loops on that buffer alone until all of it is accepted, then scatters back (one pass unless
+    more than ``buf`` were rejected). Every element proposes with its own counters, so its value does not depend on
     ``buf`` or on the other elements.
     """
     size = k_out.shape[0]
