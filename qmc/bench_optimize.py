@@ -59,6 +59,7 @@ import numpy as np
 import qmc  # noqa: F401  (float64)
 from qmc import optimize
 from qmc._pytree import replace_path
+from qmc.bench import _time  # the same timer as the engine benchmark
 from qmc.analysis.finite import AsymptoticTwoDecoy, FiniteLim2014
 from qmc.protocols import DecoyBB84
 
@@ -94,17 +95,6 @@ def cases(n_points: int = 100):
         "asymptotic_two_decoy": (asym, link, asym_protocol, optimize.default_space(asym), lengths),
         "finite_lim2014_1e9": (finite, link, finite_protocol, optimize.default_space(finite), lengths),
     }
-
-
-def _median_time(fn, reps: int) -> tuple[float, float]:
-    """(median wall seconds, median CPU seconds of this process) of ``fn()``."""
-    walls, cpus = [], []
-    for _ in range(reps):
-        w, c = time.perf_counter(), time.process_time()
-        fn()
-        walls.append(time.perf_counter() - w)
-        cpus.append(time.process_time() - c)
-    return statistics.median(walls), statistics.median(cpus)
 
 
 SETTINGS = {"warm": dict(n_starts=1), "default": {}}
@@ -205,8 +195,8 @@ def run(quick: bool = False, n_points: int = 100, with_optax: bool = True) -> di
         times = {"scipy": [], **{s: [] for s in runs}}
         for _ in range(reps_scipy):
             for setting, go in runs.items():
-                times[setting] += [_median_time(go, 1) for _ in range(reps_qmc)]
-            times["scipy"].append(_median_time(go_scipy, 1))
+                times[setting] += [_time(go, 1) for _ in range(reps_qmc)]
+            times["scipy"].append(_time(go_scipy, 1))
         t_qmc, t_default, t_scipy = (statistics.median(w for w, _ in times[k]) for k in ("warm", "default", "scipy"))
         cpu_qmc, cpu_scipy = (statistics.median(c for _, c in times[k]) for k in ("warm", "scipy"))
         rates_qmc, opt = results["warm"]

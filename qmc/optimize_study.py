@@ -167,6 +167,7 @@ def optimize_link(
     *,
     n_starts: int = 2,
     continuation: int = 4,
+    solver: str = "bfgs",
     check_sessions: int = 1000,
     seed: int = 0,
     print_table: bool = False,
@@ -178,7 +179,8 @@ def optimize_link(
         protocol: the starting protocol (fixed parameters keep its values; e.g. Lim's mu3).
         analyses: label -> analysis; each is optimized over :func:`qmc.optimize.default_space`.
         lengths_km: fiber lengths (one point or a sweep, optimized with continuation).
-        n_starts, continuation: passed to :func:`qmc.optimize.maximize_sweep`.
+        n_starts, continuation, solver: passed to :func:`qmc.optimize.maximize_sweep`
+            (``solver``: one of :data:`qmc.optimize.SOLVERS`).
         check_sessions: block-engine sessions per point for the check of finite-key optima
             (0: no check).
         seed: root of the check's random keys.
@@ -190,6 +192,8 @@ def optimize_link(
     Raises:
         ValidationError: no analysis can run with this protocol (the first reason is given).
     """
+    if solver not in optimize.SOLVERS:
+        raise ValidationError(f"optimize.solver = {solver}: must be one of {', '.join(optimize.SOLVERS)}")
     lengths = np.asarray(lengths_km, np.float64)
     if lengths.ndim != 1 or not len(lengths) or np.any(lengths < 0):
         raise ValidationError("sweep.length_km: needs lengths >= 0")
@@ -205,11 +209,11 @@ def optimize_link(
         jobs.append((label, analysis))
     if not jobs:
         raise ValidationError("; ".join(problems) if problems else "analysis: no analysis to optimize")
-    return _chunks(link, protocol, jobs, problems, lengths, n_starts, continuation, check_sessions, seed,
-                   print_table)
+    return _chunks(link, protocol, jobs, problems, lengths, dict(n_starts=n_starts, continuation=continuation,
+                   solver=solver), check_sessions, seed, print_table)
 
 
-def _chunks(link, protocol, jobs, problems, lengths, n_starts, continuation, check_sessions, seed, print_table):
+def _chunks(link, protocol, jobs, problems, lengths, settings, check_sessions, seed, print_table):
     rep_rate_hz = float(getattr(link.source, "rep_rate_hz", math.nan))
     key = jax.random.key(seed)
     printed: list[dict] = []
@@ -219,7 +223,7 @@ def _chunks(link, protocol, jobs, problems, lengths, n_starts, continuation, che
     for index, (label, analysis) in enumerate(jobs):
         space = optimize.default_space(analysis, protocol)
         opt = optimize.maximize_sweep(analysis, link, protocol, {"link.channel.length_km": lengths}, space,
-                                      n_starts=n_starts, continuation=continuation, validate=False)
+                                      validate=False, **settings)
         opt = jax.tree_util.tree_map(np.asarray, opt)
         checks = None
         if getattr(analysis, "finite", False) and check_sessions > 0:
@@ -240,7 +244,7 @@ def _chunks(link, protocol, jobs, problems, lengths, n_starts, continuation, che
 
 def _run_optimize_link(spec: Mapping[str, Any]) -> Iterator[Chunk]:
     """Registry adapter of study ``optimize_link``: reads ``analysis`` (one analysis or
-    ``variants``), ``sweep.length_km``, ``optimize`` (n_starts, continuation), ``check``
+    ``variants``), ``sweep.length_km``, ``optimize`` (n_starts, continuation, solver), ``check``
     (n_sessions) and ``seed``."""
     engine = spec.get("engine") or {}
     name = engine.get("name", "exact") if isinstance(engine, Mapping) else getattr(engine, "name", "exact")
@@ -275,7 +279,8 @@ def _run_optimize_link(spec: Mapping[str, Any]) -> Iterator[Chunk]:
         if value < low:
             raise ValidationError(f"{key} = {value} is out of range: must be >= {low}")
     return optimize_link(spec["link"], spec["protocol"], analyses, lengths, n_starts=n_starts,
-                         continuation=continuation, check_sessions=n_sessions, seed=int(spec.get("seed", 0) or 0),
+                         continuation=continuation, solver=str(settings.get("solver") or "bfgs"),
+                         check_sessions=n_sessions, seed=int(spec.get("seed", 0) or 0),
                          print_table=True)
 
 

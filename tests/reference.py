@@ -284,3 +284,32 @@ def joint_probabilities(table, protocol: qmc.DecoyBB84) -> np.ndarray:
     The expected cell frequencies of a Tally (for Monte Carlo tests).
     """
     return np.asarray(protocol.class_probabilities())[..., None] * np.asarray(table)
+
+
+# ----------------------------------------------------------------------------------------------
+# Test links shared by the Monte Carlo engine tests
+# ----------------------------------------------------------------------------------------------
+
+
+def gys_threshold_link(length_km=25.0, **det):
+    """GYS-like fiber link (0.21 dB/km; eta 4.5 %, p_dark 8.5e-7, e_d 3.3 %) with the physical
+    threshold detector model; ``det`` overrides detector fields."""
+    d = dict(efficiency=0.045, p_dark=8.5e-7, misalignment=0.033, click_model="threshold")
+    d.update(det)
+    return qmc.Link(channel=qmc.Fiber(length_km=length_km, loss_db_per_km=0.21), detector=qmc.ThresholdDetectors(**d))
+
+
+def random_points(seed, count, max_length_km, log10_p_dark):
+    """``count`` valid (link, three-intensity protocol) pairs drawn at random (fixed seed): length
+    uniform in [0, max_length_km], efficiency in [0.05, 0.9], p_dark log-uniform over
+    ``log10_p_dark`` (lo, hi), misalignment in [0, 0.1], vacuum + two random intensities."""
+    rng = np.random.default_rng(seed)
+    for _ in range(count):
+        mu = np.sort(rng.uniform(0.05, 0.9, 2))[::-1]
+        probs = rng.dirichlet([4.0, 1.0, 1.0])
+        link = gys_threshold_link(
+            rng.uniform(0, max_length_km), efficiency=rng.uniform(0.05, 0.9),
+            p_dark=10 ** rng.uniform(*log10_p_dark), misalignment=rng.uniform(0.0, 0.1),
+        )
+        proto = qmc.DecoyBB84(intensities=(mu[0], mu[1], 0.0), probabilities=tuple(probs), p_z=rng.uniform(0.2, 0.9))
+        yield link, proto

@@ -9,6 +9,7 @@ import pytest
 import scipy.stats as st
 
 import qmc
+import reference as ref
 from qmc.engines import exact, sampling
 from qmc.engines.block import BlockEngine, sample_sessions
 from qmc.engines.tally import sifted_probabilities
@@ -18,10 +19,7 @@ SESSIONS = 2000  # one session count throughout: n_sessions is static, each new 
 PROTO = qmc.DecoyBB84(intensities=(0.48, 0.1, 0.0), probabilities=(0.8, 0.1, 0.1))
 
 
-def _link(length_km=25.0, **det):
-    d = dict(efficiency=0.045, p_dark=8.5e-7, misalignment=0.033, click_model="threshold")
-    d.update(det)
-    return qmc.Link(channel=qmc.Fiber(length_km=length_km, loss_db_per_km=0.21), detector=qmc.ThresholdDetectors(**d))
+_link = ref.gys_threshold_link
 
 
 def _chi2_binned(x, n, p, bins=60):
@@ -77,6 +75,20 @@ def _cells_full(link, proto):
     return (proto.class_probabilities()[..., None] * exact.outcome_table(link, proto)).ravel()
 
 
+def _assert_multinomial(counts, n, p):
+    """Sessions (rows of ``counts``) against Multinomial(n, p): each session's chi-square statistic
+    over the cells with n p >= 20 (the rest pooled) follows the chi-square law across sessions (KS
+    test), and every cell's mean over sessions agrees with n p within Z standard errors."""
+    s = counts.shape[0]
+    big = n * p >= 20
+    obs = np.concatenate([counts[:, big], counts[:, ~big].sum(1, keepdims=True)], 1)
+    pp = np.concatenate([p[big], [p[~big].sum()]])
+    chi = ((obs - n * pp) ** 2 / (n * pp)).sum(1)
+    assert st.kstest(chi, st.chi2(len(pp) - 1).cdf).pvalue > 1e-6
+    se = np.sqrt(n * p * (1 - p) / s)
+    assert np.all(np.abs(counts.mean(0) - n * p) <= Z * se + 1e-12)
+
+
 def test_full_sessions_follow_multinomial_law():
     """Each session's 96 cells: the chi-square statistic against N p over the cells with N p >= 20
     (pooling the rest) follows the chi-square law across sessions (KS test), and every cell's
@@ -86,13 +98,7 @@ def test_full_sessions_follow_multinomial_law():
     counts = np.asarray(t.counts).reshape(s, -1)
     assert np.all(counts.sum(1) == n)
     p = np.asarray(_cells_full(link, PROTO))
-    big = n * p >= 20
-    obs = np.concatenate([counts[:, big], counts[:, ~big].sum(1, keepdims=True)], 1)
-    pp = np.concatenate([p[big], [p[~big].sum()]])
-    chi = ((obs - n * pp) ** 2 / (n * pp)).sum(1)
-    assert st.kstest(chi, st.chi2(len(pp) - 1).cdf).pvalue > 1e-6
-    se = np.sqrt(n * p * (1 - p) / s)
-    assert np.all(np.abs(counts.mean(0) - n * p) <= Z * se + 1e-12)
+    _assert_multinomial(counts, n, p)
 
 
 def test_fast_sessions_follow_multinomial_law():
@@ -104,27 +110,11 @@ def test_fast_sessions_follow_multinomial_law():
     counts = np.asarray(t.counts).reshape(s, -1)
     counts = np.concatenate([counts, (n - counts.sum(1))[:, None]], 1)
     assert np.all(np.asarray(t.n_pulses) == n)
-    big = n * p >= 20
-    obs = np.concatenate([counts[:, big], counts[:, ~big].sum(1, keepdims=True)], 1)
-    pp = np.concatenate([p[big], [p[~big].sum()]])
-    chi = ((obs - n * pp) ** 2 / (n * pp)).sum(1)
-    assert st.kstest(chi, st.chi2(len(pp) - 1).cdf).pvalue > 1e-6
-    se = np.sqrt(n * p * (1 - p) / s)
-    assert np.all(np.abs(counts.mean(0) - n * p) <= Z * se + 1e-12)
+    _assert_multinomial(counts, n, p)
 
 
 def _random_points(seed, count):
-    """Valid parameter points drawn at random (fixed seed)."""
-    rng = np.random.default_rng(seed)
-    for _ in range(count):
-        mu = np.sort(rng.uniform(0.05, 0.9, 2))[::-1]
-        probs = rng.dirichlet([4.0, 1.0, 1.0])
-        link = _link(
-            rng.uniform(0, 120), efficiency=rng.uniform(0.05, 0.9), p_dark=10 ** rng.uniform(-9, -4),
-            misalignment=rng.uniform(0.0, 0.1),
-        )
-        proto = qmc.DecoyBB84(intensities=(mu[0], mu[1], 0.0), probabilities=tuple(probs), p_z=rng.uniform(0.2, 0.9))
-        yield link, proto
+    return ref.random_points(seed, count, max_length_km=120, log10_p_dark=(-9, -4))
 
 
 @pytest.mark.parametrize("fast", [False, True])

@@ -337,3 +337,9 @@ def test_afterpulsing_experiment_rows_and_bad_probability():
     assert all(r["length_km"] == 25.0 and r["afterpulse_decay_gates"] == 10.0 for r in rows)
     with pytest.raises(qmc.ValidationError, match=r"detector.p_afterpulse = 1.5 is out of range"):
         prepare(*small[:-1], "sweep.p_afterpulse.values=[0,1.5]")
+
+
+def test_optimize_link_solver_is_a_checked_config_value():
+    prepare("experiment=optimize_link", "optimize.solver=optax")  # accepted (nothing compiled yet)
+    with pytest.raises(qmc.ValidationError, match="optimize.solver = adam: must be one of bfgs, optax"):
+        prepare("experiment=optimize_link", "optimize.solver=adam")

@@ -11,6 +11,7 @@ import pytest
 import scipy.stats as st
 
 import qmc
+import reference as ref
 from qmc.engines import exact, sampling
 from qmc.engines.pulse import PulseEngine, _physical_tables, simulate
 
@@ -19,10 +20,7 @@ BLOCK = 2**18  # small blocks keep the tests quick; the engine default is 2**20
 PROTO = qmc.DecoyBB84(intensities=(0.48, 0.1, 0.0), probabilities=(0.8, 0.1, 0.1))
 
 
-def _link(length_km=25.0, **det):
-    d = dict(efficiency=0.045, p_dark=8.5e-7, misalignment=0.033, click_model="threshold")
-    d.update(det)
-    return qmc.Link(channel=qmc.Fiber(length_km=length_km, loss_db_per_km=0.21), detector=qmc.ThresholdDetectors(**d))
+_link = ref.gys_threshold_link
 
 
 def _run(link, proto, n, path, key=0, chunk=BLOCK, photon_counts=False):
@@ -152,16 +150,7 @@ def test_geometric_positions_are_bernoulli():
 
 
 def _random_points(seed, count):
-    rng = np.random.default_rng(seed)
-    for _ in range(count):
-        mu = np.sort(rng.uniform(0.05, 0.9, 2))[::-1]
-        probs = rng.dirichlet([4.0, 1.0, 1.0])
-        link = _link(
-            rng.uniform(0, 60), efficiency=rng.uniform(0.05, 0.9), p_dark=10 ** rng.uniform(-7, -3),
-            misalignment=rng.uniform(0.0, 0.1),
-        )
-        proto = qmc.DecoyBB84(intensities=(mu[0], mu[1], 0.0), probabilities=tuple(probs), p_z=rng.uniform(0.2, 0.9))
-        yield link, proto
+    return ref.random_points(seed, count, max_length_km=60, log10_p_dark=(-7, -3))
 
 
 @pytest.mark.parametrize("path", ["fast", "physical"])
