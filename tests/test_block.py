@@ -7,6 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import scipy.stats as st
+from hypothesis import given, settings
+from hypothesis import strategies as st_h
 
 import qmc
 import reference as ref
@@ -69,6 +71,30 @@ def test_binomial_edge_cases_and_huge_n():
     assert abs(z.mean()) < Z / math.sqrt(x.size)
     assert abs(z.std() - 1.0) < Z * math.sqrt(0.5 / x.size)
     assert st.kstest(z, "norm").pvalue > 1e-6
+
+
+@settings(max_examples=40, deadline=None)
+@given(st_h.lists(st_h.booleans(), min_size=1, max_size=300), st_h.integers(1, 400))
+def test_first_true_is_nonzero(mask, size):
+    m = jnp.asarray(mask)
+    expected = np.flatnonzero(mask)[:size]
+    expected = np.concatenate([expected, np.full(size - expected.size, len(mask))])
+    np.testing.assert_array_equal(sampling.first_true(m, size, len(mask)), expected)
+
+
+def test_binomial_does_not_depend_on_its_loop_unrolling(monkeypatch):
+    """The inversion's steps and the BTRS finish's tries per loop iteration are speed only."""
+    rng = np.random.default_rng(3)
+    n = np.concatenate([rng.integers(0, 60, 3000), np.floor(10 ** rng.uniform(1, 15, 3000))]).astype(float)
+    p = np.concatenate([rng.uniform(0, 1, 3000), 10 ** rng.uniform(-12, 0, 3000)])
+    lanes = jnp.arange(n.size, dtype=jnp.uint32)
+    # a new function each time: traced again with the patched constants
+    draw = lambda: np.asarray(jax.jit(lambda k: sampling.binomial(k, 0, n, p, lanes))(  # noqa: E731
+        sampling.philox_key(jax.random.key(2), 3)))
+    default = draw()
+    monkeypatch.setattr(sampling, "_INVERSION_STEPS", 1)
+    monkeypatch.setattr(sampling, "_FINISH_TRIES", 1)
+    np.testing.assert_array_equal(draw(), default)
 
 
 def _cells_full(link, proto):

@@ -191,7 +191,7 @@ def _more_photons(pkey, block_pulses, candidates, pulse, has_photon, fate_table,
 
     def one_batch(carry):
         cand, det0, det1, n_ph = carry
-        (idx,) = jnp.nonzero(cand, size=buf, fill_value=block_pulses)
+        idx = sampling.first_true(cand, buf, block_pulses)
         valid = idx < block_pulses
         gi = jnp.minimum(idx, block_pulses - 1)
         kk, rr, vh, vl = k_idx[gi], route[gi], v_hi[gi], v_lo[gi]
