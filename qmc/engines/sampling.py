@@ -160,7 +160,7 @@ def _hi32(t_hi):
 
 
 CATEGORICAL_METHODS = ("compare", "search", "search64", "search_top")
-HISTOGRAM_METHODS = ("scatter", "onehot", "onehot8", "packed", "replicated", "split")
+HISTOGRAM_METHODS = ("scatter", "onehot", "onehot8", "packed", "replicated", "split", "matmul")
 
 
 def kernel_methods(backend: str | None = None) -> tuple[str, str]:
@@ -233,11 +233,23 @@ def categorical(w_hi, t_hi, method: str = "compare"):
 
 def _replicated_scatter(values, n_bins: int, replicas: int = 32):
     """Scatter-add into ``replicas`` copies of the bins, copy chosen by position (so that the 32
-    lanes of a GPU warp never add into one address), then summed: atomics without contention."""
-    v = jnp.where((values >= 0) & (values < n_bins), values, n_bins)
-    copy = (lax.iota(jnp.int32, v.shape[0]) % replicas) * (n_bins + 1)
-    counts = jax.ops.segment_sum(jnp.ones(v.shape, jnp.int32), v.astype(jnp.int32) + copy, replicas * (n_bins + 1))
-    return counts.reshape(replicas, n_bins + 1).sum(axis=0)[:n_bins]
+    lanes of a GPU warp never add into one address), then summed: atomics without contention.
+    Values outside [0, n_bins) get an index past the end, which the scatter drops unread (an
+    overflow bin would be the hottest address of all when most values are outside)."""
+    inside = (values >= 0) & (values < n_bins)
+    copy = (lax.iota(jnp.int32, values.shape[0]) % replicas) * n_bins
+    slot = jnp.where(inside, values.astype(jnp.int32) + copy, replicas * n_bins)
+    counts = jax.ops.segment_sum(jnp.ones(values.shape, jnp.int32), slot, replicas * n_bins)
+    return counts.reshape(replicas, n_bins).sum(axis=0)
+
+
+def _small_ints(values, n_bins: int):
+    """``values`` in [0, n_bins], out-of-range ones set to n_bins, in the narrowest signed type,
+    materialized once (without the barrier XLA may fuse, so recompute, the whole producer,
+    Philox included, into every bin's comparison)."""
+    dtype = jnp.int8 if n_bins < 127 else jnp.int16 if n_bins < 32767 else jnp.int32
+    v = jnp.where((values >= 0) & (values < n_bins), values, n_bins).astype(dtype)
+    return lax.optimization_barrier(v)
 
 
 def histogram(values, n_bins: int, method: str = "scatter"):
@@ -247,18 +259,23 @@ def histogram(values, n_bins: int, method: str = "scatter"):
 
     * ``"scatter"``: one scatter-add per value (``segment_sum``); best on a CPU.
     * ``"onehot"``: a fused compare-and-reduce over (n, n_bins); ``"onehot8"`` the same on the
-      values as int8 (n_bins < 127).
+      values as int8 (n_bins < 127). n_bins compare-and-adds per value.
     * ``"replicated"``: scatter-add into 32 copies of the bins (by position), then summed.
-    * ``"split"``: for cells numbered 4 * group + low bits with low bits mostly 0 (no click):
-      a one-hot over the groups, a replicated scatter for the rest; the low-bits-0 counts by
-      difference.
+    * ``"split"``: for cells numbered 4 * group + outcome with outcome mostly 0 (no click): a
+      one-hot over the groups (a quarter of the compares of ``onehot``), a replicated scatter-add
+      of the values with a non-zero outcome (the others are dropped unread: atomics only for the
+      clicks), and the outcome-0 counts by difference.
+    * ``"matmul"``: bin = 8 * hi + lo; the (hi, lo) counts are a matrix product of the one-hot
+      codes of hi and lo over the values (exact in float32: at most 2**14 values a product), so
+      n_bins / 8 + 8 compares per value and the products on a GPU's tensor cores.
     * ``"packed"``: values in groups of 128; each group's counts are accumulated as bytes packed
       four to a uint32 word (a count below 256 cannot carry into the next byte), so a value costs
       ceil(n_bins / 4) compare-and-adds instead of n_bins, and no atomics; then the bytes are
       unpacked and summed over groups.
 
-    ``packed``, ``replicated`` and ``split`` lost to ``onehot8`` on an H100 (docs/benchmarks/);
-    they stay for ``scripts/gpu_variants.py`` to re-measure on other devices.
+    On an H100 (docs/benchmarks/) ``onehot8`` beat ``packed`` and ``replicated`` and the first
+    ``split`` (whose scatter sent every no-click value to one overflow bin); ``split`` as now and
+    ``matmul`` are still to be measured there (``scripts/gpu_variants.py``).
     """
     values = jnp.asarray(values).ravel()
     if method == "scatter":
@@ -267,25 +284,31 @@ def histogram(values, n_bins: int, method: str = "scatter"):
     if method == "replicated":
         return _replicated_scatter(values, n_bins)
     if method == "split":
-        # cell = 4 * group + low bits: the groups are counted by a one-hot over n_bins / 4 groups,
-        # the (rare) values with non-zero low bits (clicks) by a scatter, and the low-bits-0 cells
-        # (no click) as the difference: a quarter of the compares of "onehot", and atomics only
-        # for the clicks.
         n_groups = (n_bins + 3) // 4
-        inside = (values >= 0) & (values < n_bins)
-        group = lax.optimization_barrier(jnp.where(inside, values >> 2, n_groups))
-        per_group = jnp.sum(group[:, None] == jnp.arange(n_groups, dtype=group.dtype)[None, :], axis=0,
+        v = _small_ints(values, n_bins)  # out-of-range values are n_bins
+        per_group = jnp.sum((v >> 2)[:, None] == jnp.arange(n_groups, dtype=v.dtype)[None, :], axis=0,
                             dtype=jnp.int32)
-        rare = _replicated_scatter(jnp.where((values & 3) != 0, values, n_bins), n_bins)
+        rare = _replicated_scatter(jnp.where((v & 3) != 0, v, n_bins), n_bins)
         rare = jnp.concatenate([rare, jnp.zeros(4 * n_groups - n_bins, jnp.int32)]).reshape(n_groups, 4)
         zero = per_group - rare[:, 1:].sum(axis=1)
+        if n_bins % 4:  # then the marker n_bins is in the last group: take its count back out
+            zero = zero.at[-1].add(-jnp.sum(v == n_bins, dtype=jnp.int32))
         return jnp.concatenate([zero[:, None], rare[:, 1:]], axis=1).ravel()[:n_bins]
-    # The values are materialized once: without the barrier XLA may fuse (and so recompute) the
-    # whole producer, Philox included, into every bin's comparison.
-    values = lax.optimization_barrier(values)
+    if method == "matmul":
+        per_product = 2**14  # counts below 2**24: exact in float32
+        v = _small_ints(values, n_bins).astype(jnp.int32)
+        pad = (-v.shape[0]) % per_product
+        v = jnp.concatenate([v, jnp.full(pad, n_bins, jnp.int32)]).reshape(-1, per_product)
+        n_hi = n_bins // 8 + 1  # the marker n_bins has its own (hi, lo), never read back
+        hi = (v[..., None] >> 3 == jnp.arange(n_hi, dtype=jnp.int32)[None, None, :]).astype(jnp.bfloat16)
+        lo = (v[..., None] & 7 == jnp.arange(8, dtype=jnp.int32)[None, None, :]).astype(jnp.bfloat16)
+        c = jnp.einsum("gnh,gnl->hl", hi, lo, preferred_element_type=jnp.float32)
+        return c.astype(jnp.int32).ravel()[:n_bins]
     if method in ("onehot", "onehot8"):
         if method == "onehot8" and n_bins < 127:  # a quarter of the bytes to read per value
-            values = lax.optimization_barrier(jnp.where((values >= 0) & (values < n_bins), values, n_bins).astype(jnp.int8))
+            values = _small_ints(values, n_bins)
+        else:
+            values = lax.optimization_barrier(values)
         return jnp.sum(values[:, None] == jnp.arange(n_bins, dtype=values.dtype)[None, :], axis=0,
                        dtype=jnp.int32)
     if method != "packed":
