@@ -465,7 +465,7 @@ def _btrs_finish(pkey, stream, lane, lane2, nb, qb, k_out, tries_done: int):
     def inner(carry):
         k, used, lane_b, lane2_b, nb_b, qb_b = carry
         for _ in range(_FINISH_TRIES):  # unrolled: one fused pass, one loop test, per _FINISH_TRIES
-            prop = _btrs_propose(pkey, used + 1, stream, lane_b, lane2_b, nb_b, qb_b, rolled=True)
+            prop = _btrs_propose(pkey, used + 1, stream, lane_b, lane2_b, nb_b, qb_b, rolled=False)
             todo = jnp.isnan(k)
             k, used = jnp.where(todo, prop, k), used + todo.astype(jnp.uint32)
         return k, used, lane_b, lane2_b, nb_b, qb_b
@@ -517,7 +517,7 @@ def binomial(pkey, stream, n, p, lane=0, lane2=0, tries_per_round: int = 2):
     stream = jnp.uint32(stream)
 
     # Inversion: k = smallest k with u <= F(k), F the cdf, walking the pmf upwards from P(0).
-    u, _ = _uniform_pair(pkey, 0, stream, lane, lane2, rolled=True)
+    u, _ = _uniform_pair(pkey, 0, stream, lane, lane2, rolled=False)
     r = q / jnp.where(q < 1.0, 1.0 - q, 1.0)
     p0 = jnp.exp(n * jnp.log1p(-q))
     inv_active = use_inv & (u > p0) & (q > 0.0)
