@@ -1,4 +1,4 @@
-"""Pulse engine: Philox, exact 64-bit categorical draws, agreement with the exact engine, rare-event
+"""Pulse engine: Philox, exact 64-bit categorical draws and alias tables, agreement with the exact engine, rare-event
 resolution, hidden photon counts, memory and reproducibility."""
 
 import math
@@ -77,6 +77,66 @@ def test_thresholds_resolve_rare_cells():
     assert eff == [0, 1, 0]
 
 
+def _alias_effective(probs):
+    """Exact cell probabilities that an alias table realizes (Fractions), and the 63-bit weights
+    it was built from."""
+    entry, cut = (np.asarray(x) for x in sampling.alias_table(jnp.asarray(probs)))
+    n_col = entry.size
+    k = n_col.bit_length() - 1
+    cap = 2 ** (63 - k)
+    mass = [0] * n_col
+    for c in range(n_col):
+        mass[c] += int(cut[c])
+        mass[int(entry[c]) & (n_col - 1)] += cap - int(cut[c])
+        assert int(entry[c]) >> k == min(int(cut[c]) >> 31, 2 ** (32 - k) - 1)
+    assert sum(mass) == 2**63 and not any(mass[len(probs):])
+    return [Fraction(m, 2**63) for m in mass[: len(probs)]]
+
+
+@pytest.mark.parametrize("m", [1, 2, 3, 96, 128, 129, 288])
+def test_alias_table_is_exact(m):
+    """Walker/Vose pairing in integers: every cell gets exactly floor(p 2**63) (the largest cell
+    the rounding), with empty, tiny (1e-13) and certain cells."""
+    rng = np.random.default_rng(m)
+    cases = [rng.random(m) ** 8 * (rng.random(m) > 0.2) + np.eye(m)[0] * 1e-3, np.eye(m)[-1]]
+    if m >= 7:
+        cases.append(np.r_[[0.3, 1e-13, 0.2, 1e-9, 0.0, 0.5 - 1e-13 - 1e-9, 0.0], np.zeros(m - 7)])
+    for p in cases:
+        p = p / p.sum()
+        weights = [int(np.floor(x * 2.0**63)) for x in np.minimum(p, 1 - 2**-53)]
+        weights[int(np.argmax(p))] += 2**63 - sum(weights)
+        assert _alias_effective(p) == [Fraction(w, 2**63) for w in weights]
+
+
+def test_alias_draws_and_fixup_match_integer_arithmetic():
+    """Cells from one word, and from two words where the first is ambiguous, against Python
+    integers (the 63 - k bit uniform against the column's cut)."""
+    p = np.array([0.3, 1e-13, 0.2, 1e-9, 0.0, 0.5 - 1e-13 - 1e-9, 0.0])
+    entry, cut = sampling.alias_table(jnp.asarray(p))
+    e, t = np.asarray(entry).astype(int), np.asarray(cut).astype(object)
+    n_col = e.size
+    k = n_col.bit_length() - 1
+    rng = np.random.default_rng(1)
+    hi = rng.integers(0, 2**32, 4000, dtype=np.uint64)
+    cols = np.arange(400) % n_col  # every column's ambiguous word
+    hi[:400] = (cols.astype(np.uint64) << np.uint64(32 - k)) | (e[cols] >> k).astype(np.uint64)
+    hi = hi.astype(np.uint32)
+    lo = rng.integers(0, 2**32, hi.size, dtype=np.uint64).astype(np.uint32)
+    lo[:200] = 0
+    lo[200:400] = 0xFFFFFFFF
+    cell, amb = sampling.alias_draw(jnp.asarray(hi), entry)
+    exact_cell = sampling.alias_exact(jnp.asarray(hi), jnp.asarray(lo), entry, cut)
+    brute = []
+    for a, b in zip(hi.tolist(), lo.tolist()):
+        col, u = a >> (32 - k), (a & (2 ** (32 - k) - 1)) * 2**31 + (b >> 1)
+        brute.append(col if u < t[col] else e[col] & (n_col - 1))
+    np.testing.assert_array_equal(np.asarray(exact_cell), brute)
+    amb = np.asarray(amb)
+    assert amb[:400].all() and amb[400:].mean() < 1e-2
+    np.testing.assert_array_equal(np.asarray(cell)[~amb], np.asarray(brute)[~amb])
+    assert set(np.asarray(brute)) <= {0, 1, 2, 3, 5}  # the empty cells 4 and 6 never come out
+
+
 def test_rare_event_bias_below_1e_3():
     """The probability a sampler actually realizes, computed exactly from its integer thresholds,
     against the target: 32-bit quantization (and a float32 uniform, steps of 2**-23 / 2**-24) turn
@@ -86,16 +146,18 @@ def test_rare_event_bias_below_1e_3():
         # float32 uniform u < p: p is realized as ceil(p / 2**-24) * 2**-24 at best.
         f32 = math.ceil(p_dark / 2**-24) * 2**-24
         assert abs(f32 / p_dark - 1) > 1e-3
-        # Fast path: the dark-count-only cell of a vacuum pulse (no photon) in the joint table.
+        # Fast path (alias table, 2**-63) and stream engine (thresholds, 2**-64): the
+        # dark-count-only cell of a vacuum pulse (no photon) in the joint table.
         link = _link(100.0, p_dark=p_dark)
         joint = _joint(link, PROTO).ravel()
-        eff = np.array([float(e) for e in _effective(*sampling.thresholds64(joint))])
-        # Relative error below 1e-3 for every cell above 2**-54 (a rarer cell, e.g. a double dark
-        # count 1e-20, is expected < 3e-4 times in the engine's largest run of 2**52 pulses).
-        ok = joint > 2.0**-54
-        assert joint[ok].min() < 1e-9
-        assert np.max(np.abs(eff[ok] / joint[ok] - 1.0)) < 1e-3
-        assert np.all(np.abs(eff - joint) <= 2.0**-64 + 1e-15 * joint)  # the largest cell absorbs ~1e-16
+        for table, step in ((_alias_effective(joint), 2.0**-63), (_effective(*sampling.thresholds64(joint)), 2.0**-64)):
+            eff = np.array([float(e) for e in table])
+            # Relative error below 1e-3 for every cell above 2**-53 (a rarer cell, e.g. a double
+            # dark count 1e-20, is expected < 6e-4 times in the engine's largest run of 2**52).
+            ok = joint > 2.0**-53
+            assert joint[ok].min() < 1e-9
+            assert np.max(np.abs(eff[ok] / joint[ok] - 1.0)) < 1e-3
+            assert np.all(np.abs(eff - joint) <= step + 1e-15 * joint)  # the largest cell absorbs ~1e-16
         # Physical path: photon fates (eta e_d ~ 1e-5) and the photon-number tail thresholds.
         (c_hi, c_lo), (s_hi, s_lo), (f_hi, f_lo) = _physical_tables(link, PROTO, 32)
         eta = float(link.transmittance())

@@ -12,11 +12,14 @@ of N pulses tallies exactly the first N pulses of any longer run with the same k
 Two paths (static field ``path``):
 
 * ``"fast"``: each pulse's (class, outcome) cell is drawn from the exact engine's joint table
-  P(class) P(outcome | class) with **one 32-bit word per pulse**, compared with the upper words of
-  64-bit fixed-point thresholds; the rare pulses whose word equals a threshold's upper word (about
-  n_cells * 2**-32 per pulse) get a second word and an exact 64-bit comparison. Every cell
-  probability, p_dark = 1e-9 included, is resolved to about 2**-64. This is the path that
-  correlated effects (afterpulsing, dead time) will build on: the per-pulse cell array is there.
+  P(class) P(outcome | class) with **one 32-bit word per pulse** and an exact alias table
+  (Walker's method, :func:`sampling.alias_table`): the word's top k bits pick one of 2**k >=
+  n_cells columns, one lookup gives the column's cut and alias, and the other bits are compared
+  with the cut; the rare pulses whose bits equal the cut's upper bits (2**(k - 32) per pulse:
+  one in 2**25 for the 96 cells of three intensities) get a second word and an exact comparison.
+  Every cell probability, p_dark = 1e-9 included, is resolved to 2**-63. One lookup per pulse,
+  where a search of the cumulative table costs log2(n_cells) dependent lookups (on a GPU) or
+  n_cells compares (on a CPU): the same law, twice as fast on a CPU.
 * ``"physical"``: independent of the exact engine's formulas. Alice's class by one word; her
   photon number by inversion of the source's photon-number distribution with a 64-bit uniform;
   each photon independently lost or routed to a detector (matched basis: Alice's detector with
@@ -66,14 +69,15 @@ def _word_position(i, block_pulses: int):
     return jnp.divmod(i, block_pulses // 4)
 
 
-def _cell_fast(pkey, block_pulses: int, t_hi, t_lo, method: str = "compare"):
-    """Cells of one block on the fast path: one word per pulse, rare exact fix-ups."""
+def _cell_fast(pkey, block_pulses: int, entry, cut):
+    """Cells of one block on the fast path: one word and one alias lookup per pulse, rare exact
+    fix-ups with a second word."""
     w = sampling.words(pkey, block_pulses, _S_CELL)
-    cell, amb = sampling.categorical(w, t_hi, method)
+    cell, amb = sampling.alias_draw(w, entry)
 
     def resolve(i):
         w_lo = sampling.word_at(pkey, _word_position(i, block_pulses), _S_CELL_LO)
-        return sampling.categorical_exact(w[i], w_lo, t_hi, t_lo)
+        return sampling.alias_exact(w[i], w_lo, entry, cut)
 
     return sampling.fix_ambiguous(cell, amb, resolve)
 
@@ -239,7 +243,8 @@ def simulate(key, link, protocol, n_pulses, *, path: str = "fast", chunk: int = 
         max_photons: physical path, photons per pulse simulated at most (the cut tail
             P(n > 32) is below 1e-16 for mu <= 5, 1e-25 for mu <= 2).
         methods: ``(categorical, histogram)`` kernel methods (:func:`sampling.kernel_methods`);
-            ``None`` picks them for the backend. They never change the numbers.
+            ``None`` picks them for the backend. They never change the numbers. (The fast path
+            draws by alias lookup and uses only the histogram method.)
 
     Returns:
         :class:`Tally` (int64 counts).
@@ -260,11 +265,11 @@ def simulate(key, link, protocol, n_pulses, *, path: str = "fast", chunk: int = 
             joint = protocol.class_probabilities()[..., None, None] * photon_outcome_table(link, protocol)
         else:
             joint = protocol.class_probabilities()[..., None] * exact.outcome_table(link, protocol)
-        t_hi, t_lo = sampling.thresholds64(joint.ravel())
+        entry, cut = sampling.alias_table(joint.ravel())
         n_cells = joint.size
 
         def cells_of(pkey):
-            return _cell_fast(pkey, block_pulses, t_hi, t_lo, cat_method)
+            return _cell_fast(pkey, block_pulses, entry, cut)
 
     else:
         if link.detector.click_model != "threshold":

@@ -39,7 +39,7 @@ from jax import lax
 __all__ = [
     "philox4x32", "philox_key", "words", "uniform53", "thresholds64", "categorical", "histogram",
     "kernel_methods", "CATEGORICAL_METHODS", "HISTOGRAM_METHODS", "categorical_exact", "fix_ambiguous", "first_true",
-    "binomial", "multinomial", "geometric_positions",
+    "binomial", "multinomial", "geometric_positions", "alias_bits", "alias_table", "alias_draw", "alias_exact",
 ]
 
 _M0 = np.uint64(0xD2511F53)
@@ -231,6 +231,93 @@ def categorical(w_hi, t_hi, method: str = "compare"):
     return cell, (cell > 0) & (w_hi == below)
 
 
+# ----------------------------------------------------------------------------------------------
+# Alias tables: one lookup per draw
+# ----------------------------------------------------------------------------------------------
+
+
+def alias_bits(n_cells: int) -> int:
+    """log2 of the number of alias columns: the smallest K = 2**k >= n_cells (k >= 1)."""
+    return max(1, (int(n_cells) - 1).bit_length())
+
+
+def alias_table(probs):
+    """Exact alias table (Walker 1977; Vose's pairing, IEEE TSE 17, 972 (1991)) of a probability
+    vector, in 63-bit fixed point.
+
+    Each cell's weight is ``W_j = floor(p_j 2**63)`` (the largest cell absorbs the rounding, so the
+    weights sum to 2**63 exactly; the same construction as :func:`thresholds64`, one bit coarser so
+    that every sum stays inside int64). With K = 2**k columns of capacity ``C = 2**(63 - k)``,
+    column c keeps ``T_c`` of its capacity for cell c and gives the rest to cell ``A_c``; Vose's
+    pairing (a column below capacity is filled from one above it, which may then fall below) is
+    done in exact integers, so ``T_j + sum_{c: A_c = j} (C - T_c) = W_j`` for every cell: each
+    cell's probability is realized to 2**-63 absolute, like the thresholds.
+
+    Returns:
+        ``(entry, t)``: uint32 ``entry[c] = min(T_c >> 31, 2**(32 - k) - 1) << k | A_c`` (what a
+        draw reads: one lookup) and int64 ``t[c] = T_c`` (for the rare exact comparisons), shape
+        (K,).
+    """
+    p = jnp.clip(jnp.asarray(probs, jnp.float64), 0.0, 1.0 - 2.0**-53)
+    m = p.shape[-1]
+    k = alias_bits(m)
+    n_col = 1 << k
+    cap = 1 << (63 - k)
+    # uint64 with wrap-around arithmetic: every true value lies in [0, 2**63] (a certain cell
+    # weighs 2**63, one more than int64 holds), so the modular results are the exact ones.
+    w = jnp.floor(p * 2.0**63).astype(jnp.uint64)  # exact: a power-of-two scaling, then floor
+    total = jnp.sum(w, dtype=jnp.uint64)  # below 2**64 (sum(p) <= 1 + m 2**-53)
+    w = w.at[jnp.argmax(p)].add(np.uint64(2**63) - total)  # + the (signed, small) deficit
+    w = jnp.concatenate([w, jnp.zeros(n_col - m, jnp.uint64)])
+    cap_u = np.uint64(cap)
+
+    def pair(_, state):  # one column below capacity is closed per step
+        w, t, a, done = state
+        small = ~done & (w < cap_u)
+        large = ~done & (w > cap_u)
+        go = jnp.any(small) & jnp.any(large)
+        s, l = jnp.argmax(small), jnp.argmax(large)
+        t = t.at[s].set(jnp.where(go, w[s].astype(jnp.int64), t[s]))
+        a = a.at[s].set(jnp.where(go, l.astype(jnp.int32), a[s]))
+        done = done.at[s].set(done[s] | go)
+        w = w.at[l].add(jnp.where(go, w[s] - cap_u, np.uint64(0)))  # gives cap - w[s] away
+        return w, t, a, done
+
+    state = (w, jnp.zeros(n_col, jnp.int64), jnp.zeros(n_col, jnp.int32), jnp.zeros(n_col, bool))
+    w, t, a, done = lax.fori_loop(0, n_col, pair, state)
+    own = jnp.arange(n_col, dtype=jnp.int32)
+    t = jnp.where(done, t, cap)  # the columns never paired hold exactly their capacity
+    a = jnp.where(done, a, own)
+    t_hi = jnp.minimum(t >> 31, (1 << (32 - k)) - 1).astype(jnp.uint32)
+    entry = (t_hi << np.uint32(k)) | a.astype(jnp.uint32)
+    return entry, t
+
+
+def alias_draw(w_hi, entry):
+    """Cells from one 32-bit word per draw and an :func:`alias_table` ``entry``: the top k bits
+    pick a column, the other 32 - k bits are the upper part of a uniform compared with the
+    column's cut. Returns ``(cell, ambiguous)``: ambiguous draws (the upper part equals the cut's,
+    probability 2**(k - 32) per draw) need :func:`alias_exact` with a second word."""
+    k = int(entry.shape[-1]).bit_length() - 1
+    col = w_hi >> np.uint32(32 - k)
+    frac = w_hi & np.uint32((1 << (32 - k)) - 1)
+    e = entry[col]
+    cut = e >> np.uint32(k)
+    alias = (e & np.uint32((1 << k) - 1)).astype(jnp.int32)
+    cell = jnp.where(frac < cut, col.astype(jnp.int32), alias)
+    return cell, frac == cut
+
+
+def alias_exact(w_hi, w_lo, entry, t):
+    """Exact cell of a draw from its two words: the 63 - k bit uniform ``frac(w_hi) * 2**31 +
+    w_lo >> 1`` against the column's full cut."""
+    k = int(entry.shape[-1]).bit_length() - 1
+    col = (w_hi >> np.uint32(32 - k)).astype(jnp.int32)
+    frac = (w_hi & np.uint32((1 << (32 - k)) - 1)).astype(jnp.int64)
+    u = (frac << 31) | (w_lo >> np.uint32(1)).astype(jnp.int64)
+    return jnp.where(u < t[col], col, (entry[col] & np.uint32((1 << k) - 1)).astype(jnp.int32))
+
+
 def _replicated_scatter(values, n_bins: int, replicas: int = 32):
     """Scatter-add into ``replicas`` copies of the bins, copy chosen by position (so that the 32
     lanes of a GPU warp never add into one address), then summed: atomics without contention.
@@ -279,7 +366,7 @@ def histogram(values, n_bins: int, method: str = "scatter"):
     """
     values = jnp.asarray(values).ravel()
     if method == "scatter":
-        v = jnp.where((values >= 0) & (values < n_bins), values, n_bins)
+        v = jnp.where((values >= 0) & (values < n_bins), values.astype(jnp.int32), n_bins)
         return jax.ops.segment_sum(jnp.ones_like(v, jnp.int32), v, n_bins + 1)[:n_bins]
     if method == "replicated":
         return _replicated_scatter(values, n_bins)
