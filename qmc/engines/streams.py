@@ -12,7 +12,8 @@ Each gate, in order (see :class:`qmc.detectors.ThresholdDetectors` for the model
 
 1. The pulse's class and its *memoryless* outcome (which detectors would fire on photons and dark
    counts) are drawn from :func:`qmc.engines.exact.memoryless_table` exactly as on the pulse
-   engine's fast path (one 32-bit word, exact 64-bit fix-up of the rare ambiguous draws).
+   engine's fast path (one 32-bit word and one alias lookup, exact fix-up of the rare ambiguous
+   draws with a second word).
 2. A pending trap of detector j whose release gate has come fires detector j.
 3. A detector that is dead (``"common"``: either detector clicked in the last d gates;
    ``"per_detector"``: this one did) does not click: its photon, dark count or afterpulse is lost.
@@ -93,19 +94,19 @@ def _arm_words(pkey, g, n_streams: int):
     return jnp.stack([a0, a1], axis=-1).reshape(shape), jnp.stack([b0, b1], axis=-1).reshape(shape)
 
 
-def _cells(pkey, g, w0, t_hi, t_lo, method: str = "compare"):
-    """Memoryless cells (G, S) from the cell words; the rare draws whose word equals a
-    threshold's upper word get their lower word (counter purpose ``_P_CELL_LO``) and an exact
-    64-bit comparison."""
+def _cells(pkey, g, w0, entry, cut):
+    """Memoryless cells (G, S) from the cell words by alias lookup (as on the pulse engine's fast
+    path); the rare ambiguous draws get their lower word (counter purpose ``_P_CELL_LO``) and an
+    exact comparison."""
     shape = w0.shape
     w0 = w0.ravel()
-    cell, amb = sampling.categorical(w0, t_hi, method)
+    cell, amb = sampling.alias_draw(w0, entry)
 
     def resolve(i):
         gi, si = jnp.divmod(i, shape[1])
         w_lo = _philox(pkey, g[gi], (si // 4).astype(jnp.uint32), _P_CELL_LO, rolled=True)
         w_lo = jnp.select([si % 4 == 0, si % 4 == 1, si % 4 == 2], list(w_lo[:3]), w_lo[3])
-        return sampling.categorical_exact(w0[i], w_lo, t_hi, t_lo)
+        return sampling.alias_exact(w0[i], w_lo, entry, cut)
 
     return sampling.fix_ambiguous(cell, amb, resolve).reshape(shape)
 
@@ -162,7 +163,7 @@ def _step(d, mode: str):
     return step
 
 
-def _machine(key, link, protocol, n_streams: int, method: str = "compare", unroll: int = 1):
+def _machine(key, link, protocol, n_streams: int, unroll: int = 1):
     """The stream simulation of one link: ``(state0, run, joint_shape)``, ``run(state, g)`` taking
     the gates ``g`` (int64 (G,), consecutive) of every stream to ``(state, cells (G, S))``."""
     det = link.detector
@@ -171,7 +172,7 @@ def _machine(key, link, protocol, n_streams: int, method: str = "compare", unrol
     if n_streams <= 0 or n_streams % 4:
         raise ValueError(f"n_streams = {n_streams}: must be a positive multiple of 4")
     joint = protocol.class_probabilities()[..., None] * exact.memoryless_table(link, protocol)
-    t_hi, t_lo = sampling.thresholds64(joint.ravel())
+    entry, cut = sampling.alias_table(joint.ravel())
     d = jnp.round(jnp.asarray(det.dead_time_gates)).astype(jnp.int32)
     t_arm = jnp.floor(jnp.asarray(det.p_afterpulse, jnp.float64) * 2.0**32).astype(jnp.int64)
     tau = jnp.asarray(det.afterpulse_decay_gates).astype(jnp.float32)
@@ -179,7 +180,7 @@ def _machine(key, link, protocol, n_streams: int, method: str = "compare", unrol
     pkey = sampling.philox_key(key, PURPOSE_STREAMS)
 
     def run(state, g):
-        cells = _cells(pkey, g, _cell_words(pkey, g, n_streams), t_hi, t_lo, method)  # (G, S)
+        cells = _cells(pkey, g, _cell_words(pkey, g, n_streams), entry, cut)  # (G, S)
 
         def draw_arms(_):
             w2, w3 = _arm_words(pkey, g, n_streams)
@@ -210,7 +211,8 @@ def simulate_streams(key, link, protocol, n_pulses, *, n_streams: int, chunk_gat
         chunk_gates: gates per loop step (static; memory; the numbers do not depend on it).
         burn_in_gates: untallied gates at the start of every stream.
         methods: ``(categorical, histogram)`` kernel methods (:func:`sampling.kernel_methods`);
-            ``None`` picks them for the backend. They never change the numbers.
+            ``None`` picks them for the backend. They never change the numbers (the cells are
+            drawn by alias lookup: only the histogram method is used).
         unroll: gates per iteration of the compiled gate loop (``lax.scan``'s unroll; speed only);
             ``None``: 1 on a CPU, 4 on an accelerator (fewer loop steps, each a kernel launch).
 
@@ -221,10 +223,10 @@ def simulate_streams(key, link, protocol, n_pulses, *, n_streams: int, chunk_gat
         raise ValueError("chunk_gates must be positive and burn_in_gates non-negative")
     if chunk_gates * n_streams >= 2**31:
         raise ValueError(f"chunk_gates * n_streams = {chunk_gates * n_streams}: must be below 2**31")
-    cat_method, hist_method = sampling.kernel_methods() if methods is None else methods
+    hist_method = (sampling.kernel_methods() if methods is None else methods)[1]
     if unroll is None:
         unroll = 1 if jax.default_backend() == "cpu" else 4
-    state0, run, shape = _machine(key, link, protocol, n_streams, cat_method, unroll)
+    state0, run, shape = _machine(key, link, protocol, n_streams, unroll)
     n_cells = int(np.prod(shape))
     s64 = jnp.arange(n_streams, dtype=jnp.int64)
     n_pulses = jnp.asarray(n_pulses, jnp.int64)
