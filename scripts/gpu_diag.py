@@ -46,6 +46,7 @@ def main():
     link, protocol = gys_link(50.0), decoy_protocol()
     joint = protocol.class_probabilities()[..., None] * exact.outcome_table(link, protocol)
     t_hi, _ = sampling.thresholds64(joint.ravel())
+    alias_entry, _ = sampling.alias_table(joint.ravel())
     n_cells = joint.size
     chunk = 2**24 // sh
     reps_in = 16  # chunks per timed call (a fori_loop), so launches and syncs are amortized
@@ -68,6 +69,8 @@ def main():
             jnp.sum(sampling.categorical(words(c), t, "search64")[0]))),
         ("philox+search32 (sum)", lambda c, t: jnp.zeros(n_cells, jnp.int32).at[0].set(
             jnp.sum(sampling.categorical(words(c), t, "search")[0]))),
+        ("philox+alias (sum)", lambda c, t: jnp.zeros(n_cells, jnp.int32).at[0].set(
+            jnp.sum(sampling.alias_draw(words(c), alias_entry)[0]))),
         ("philox+cumulative (no cells)", lambda c, t: jnp.concatenate([jnp.sum(
             lax_barrier(words(c))[:, None] >= jnp.minimum(t, 0xFFFFFFFF).astype(jnp.uint32)[None, :],
             axis=0, dtype=jnp.int32), jnp.zeros(1, jnp.int32)])),
@@ -91,10 +94,11 @@ def main():
             print(m, "failed", repr(e)[:300], flush=True)
 
     ref = None
-    for methods in [("search64", "onehot"), ("search", "onehot"), ("search", "packed")]:
+    for methods in [("search", "onehot8"), ("search", "split"), ("search", "matmul")]:  # alias + histogram
         try:
             n = 2**33 // sh
-            f = lambda m=methods: simulate(key, link, protocol, jnp.int64(n), path="fast", chunk=2**24 // sh, methods=m)  # noqa: E731
+            f = lambda m=methods: simulate(key, link, protocol, jnp.int64(n), path="fast", chunk=2**24 // sh,  # noqa: E731
+                                           block_pulses=min(2**20, 2**24 // sh), methods=m)
             counts = np.asarray(f().counts)
             same = ref is None or np.array_equal(counts, ref)
             ref = counts if ref is None else ref
@@ -111,7 +115,7 @@ def main():
             n = 2**32 // sh
             f = lambda s=n_streams, u=unroll: simulate_streams(  # noqa: E731
                 key, slink, protocol, jnp.int64(n), n_streams=s, chunk_gates=max(1, 2**24 // sh // s),
-                burn_in_gates=1024, methods=("search", "onehot"), unroll=u)
+                burn_in_gates=1024, methods=("search", "onehot8"), unroll=u)
             counts = np.asarray(f().counts)
             same = n_streams != 2**18 // sh or ref is None or np.array_equal(counts, ref)
             if n_streams == 2**18 // sh and ref is None:

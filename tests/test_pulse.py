@@ -350,7 +350,9 @@ def test_search_and_histogram_methods_agree_with_numpy():
             v[:5000] = 4 * rng.integers(0, 24, 5000)
         expect = np.bincount(v[(v >= 0) & (v < n_bins)], minlength=n_bins)
         for method in sampling.HISTOGRAM_METHODS:
-            np.testing.assert_array_equal(np.asarray(sampling.histogram(jnp.asarray(v), n_bins, method)), expect)
+            counts = sampling.histogram(jnp.asarray(v), n_bins, method)
+            assert counts.dtype == jnp.int32, method
+            np.testing.assert_array_equal(np.asarray(counts), expect, err_msg=method)
     v = np.full(1000, 7)  # 1000 counts in one bin: packed bytes never carry (groups of 128 < 256)
     assert int(sampling.histogram(jnp.asarray(v), 9, "packed")[7]) == 1000
 

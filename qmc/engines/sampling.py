@@ -173,7 +173,9 @@ def kernel_methods(backend: str | None = None) -> tuple[str, str]:
     among known entries, the rest gathers from a cached table) and the histogram is a fused
     one-hot reduction over int8 cells (see :func:`histogram`). Measured on an H100 with
     ``scripts/gpu_variants.py`` (docs/benchmarks/): 2.1e10 pulses/s against 1.9e9 for the CPU's
-    choice.
+    choice (with the threshold search; the fast path and the stream engine now draw by alias
+    lookup, :func:`alias_draw`, and use only the histogram method; the categorical method serves
+    the physical path).
     """
     backend = jax.default_backend() if backend is None else backend
     return ("compare", "scatter") if backend == "cpu" else ("search_top", "onehot8")
@@ -327,7 +329,7 @@ def _replicated_scatter(values, n_bins: int, replicas: int = 32):
     copy = (lax.iota(jnp.int32, values.shape[0]) % replicas) * n_bins
     slot = jnp.where(inside, values.astype(jnp.int32) + copy, replicas * n_bins)
     counts = jax.ops.segment_sum(jnp.ones(values.shape, jnp.int32), slot, replicas * n_bins)
-    return counts.reshape(replicas, n_bins).sum(axis=0)
+    return counts.reshape(replicas, n_bins).sum(axis=0, dtype=jnp.int32)
 
 
 def _small_ints(values, n_bins: int):
@@ -377,7 +379,7 @@ def histogram(values, n_bins: int, method: str = "scatter"):
                             dtype=jnp.int32)
         rare = _replicated_scatter(jnp.where((v & 3) != 0, v, n_bins), n_bins)
         rare = jnp.concatenate([rare, jnp.zeros(4 * n_groups - n_bins, jnp.int32)]).reshape(n_groups, 4)
-        zero = per_group - rare[:, 1:].sum(axis=1)
+        zero = per_group - rare[:, 1:].sum(axis=1, dtype=jnp.int32)
         if n_bins % 4:  # then the marker n_bins is in the last group: take its count back out
             zero = zero.at[-1].add(-jnp.sum(v == n_bins, dtype=jnp.int32))
         return jnp.concatenate([zero[:, None], rare[:, 1:]], axis=1).ravel()[:n_bins]
