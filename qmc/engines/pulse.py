@@ -19,7 +19,7 @@ Two paths (static field ``path``):
   one in 2**25 for the 96 cells of three intensities) get a second word and an exact comparison.
   Every cell probability, p_dark = 1e-9 included, is resolved to 2**-63. One lookup per pulse,
   where a search of the cumulative table costs log2(n_cells) dependent lookups (on a GPU) or
-  n_cells compares (on a CPU): the same law, twice as fast on a CPU.
+  n_cells compares (on a CPU): the same law, 1.5 times as fast on a CPU.
 * ``"physical"``: independent of the exact engine's formulas. Alice's class by one word; her
   photon number by inversion of the source's photon-number distribution with a 64-bit uniform;
   each photon independently lost or routed to a detector (matched basis: Alice's detector with
@@ -69,14 +69,18 @@ def _word_position(i, block_pulses: int):
     return jnp.divmod(i, block_pulses // 4)
 
 
-def _cell_fast(pkey, block_pulses: int, entry, cut):
-    """Cells of one block on the fast path: one word and one alias lookup per pulse, rare exact
-    fix-ups with a second word."""
-    w = sampling.words(pkey, block_pulses, _S_CELL)
+def _cells_fast(pkeys, block_pulses: int, entry, cut):
+    """Cells of the blocks of one chunk (flat, block-major) on the fast path: one word and one
+    alias lookup per pulse, rare exact fix-ups with a second word.
+
+    The fix-up loop runs once over the whole chunk (not once per block under ``vmap``, where
+    every step of any block's loop would be a select over all the blocks' cells)."""
+    w = jax.vmap(lambda pk: sampling.words(pk, block_pulses, _S_CELL))(pkeys).ravel()
     cell, amb = sampling.alias_draw(w, entry)
 
     def resolve(i):
-        w_lo = sampling.word_at(pkey, _word_position(i, block_pulses), _S_CELL_LO)
+        b, j = jnp.divmod(i, block_pulses)
+        w_lo = sampling.word_at(pkeys[b], _word_position(j, block_pulses), _S_CELL_LO)
         return sampling.alias_exact(w[i], w_lo, entry, cut)
 
     return sampling.fix_ambiguous(cell, amb, resolve)
@@ -268,8 +272,8 @@ def simulate(key, link, protocol, n_pulses, *, path: str = "fast", chunk: int = 
         entry, cut = sampling.alias_table(joint.ravel())
         n_cells = joint.size
 
-        def cells_of(pkey):
-            return _cell_fast(pkey, block_pulses, entry, cut)
+        def chunk_cells(pkeys):
+            return _cells_fast(pkeys, block_pulses, entry, cut)
 
     else:
         if link.detector.click_model != "threshold":
@@ -281,21 +285,19 @@ def simulate(key, link, protocol, n_pulses, *, path: str = "fast", chunk: int = 
         tables = _physical_tables(link, protocol, max_photons)
         n_cells = 8 * k * (12 if photon_counts else 4)
 
-        def cells_of(pkey):
-            return _cell_physical(pkey, block_pulses, link, tables, max_photons, photon_counts, cat_method)
+        def chunk_cells(pkeys):
+            return jax.vmap(lambda pk: _cell_physical(pk, block_pulses, link, tables, max_photons, photon_counts,
+                                                      cat_method))(pkeys)
 
     base = jax.random.fold_in(key, purpose)
     index = jnp.arange(block_pulses, dtype=jnp.int64)
 
-    def block_cells(b):
-        pkey = sampling.philox_key(base, b.astype(jnp.uint32))
-        cell = cells_of(pkey)
-        valid = index < n_pulses - b * block_pulses
-        return jnp.where(valid, cell, n_cells)  # pulses past n_pulses go to a dropped bin
-
     def chunk_body(c, total):
         blocks = c * blocks_per_chunk + jnp.arange(blocks_per_chunk, dtype=jnp.int64)
-        cells = jax.vmap(block_cells)(blocks)
+        pkeys = jax.vmap(lambda b: sampling.philox_key(base, b.astype(jnp.uint32)))(blocks)
+        cells = chunk_cells(pkeys).reshape(blocks_per_chunk, block_pulses)
+        valid = index[None, :] < n_pulses - blocks[:, None] * block_pulses
+        cells = jnp.where(valid, cells, n_cells)  # pulses past n_pulses go to a dropped bin
         hist = sampling.histogram(cells, n_cells, hist_method)  # int32: < 2**31 per chunk
         return total + hist.astype(jnp.int64)
 
