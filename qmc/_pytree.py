@@ -1,9 +1,9 @@
 """Frozen dataclasses registered as PyTrees, and addressing of their leaves by path.
 
-qmc uses plain frozen dataclasses registered with ``jax.tree_util.register_dataclass`` (no
-Equinox dependency). Fields marked with :func:`static` are metadata: they change shapes or
-control flow, so changing them recompiles. Every other field is an array leaf that can be swept
-or differentiated.
+qmc uses plain frozen dataclasses registered as custom PyTree nodes (no Equinox dependency; see
+:func:`register` for why not ``jax.tree_util.register_dataclass``). Fields marked with
+:func:`static` are metadata: they change shapes or control flow, so changing them recompiles.
+Every other field is an array leaf that can be swept or differentiated.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["pytree_dataclass", "static", "replace_path", "get_path"]
+__all__ = ["pytree_dataclass", "static", "register", "replace_path", "get_path"]
 
 
 def static(default: Any = dataclasses.MISSING, **kwargs: Any) -> Any:
@@ -58,7 +58,40 @@ def pytree_dataclass(cls: type) -> type:
     cls = dataclasses.dataclass(frozen=True, eq=False)(cls)
     data_fields = [f.name for f in dataclasses.fields(cls) if not f.metadata.get("static", False)]
     meta_fields = [f.name for f in dataclasses.fields(cls) if f.metadata.get("static", False)]
-    return jax.tree_util.register_dataclass(cls, data_fields=data_fields, meta_fields=meta_fields)
+    return register(cls, data_fields, meta_fields)
+
+
+def register(cls: type, data_fields: list[str], meta_fields: list[str]) -> type:
+    """Register the frozen dataclass ``cls`` as a PyTree: ``data_fields`` are children,
+    ``meta_fields`` (hashable) go into the tree structure.
+
+    Why not ``jax.tree_util.register_dataclass``: in jaxlib 0.10 the tree structures of two
+    dataclasses with the same field names compare equal even when the classes differ (their hashes
+    differ), so ``jit``'s cache can hand a call with one class the program traced for the other
+    whenever their hashes collide: ``SinglePhoton`` and ``InfiniteDecoy`` (both just ``f_ec``)
+    gave each other's rates in about one test run in six (tests/test_sweep.py shows it). A
+    custom node's structure holds its class. Unflattening sets the fields directly, without
+    ``__init__``: JAX unflattens with placeholders too (vmap axes, ``None``), which a
+    ``__post_init__`` must not see.
+    """
+    tu = jax.tree_util
+
+    def flatten_with_keys(obj: Any):
+        return tuple((tu.GetAttrKey(n), getattr(obj, n)) for n in data_fields), tuple(getattr(obj, n) for n in meta_fields)
+
+    def flatten(obj: Any):
+        return tuple(getattr(obj, n) for n in data_fields), tuple(getattr(obj, n) for n in meta_fields)
+
+    def unflatten(meta: tuple, children: Any) -> Any:
+        obj = object.__new__(cls)
+        for n, v in zip(data_fields, children):
+            object.__setattr__(obj, n, v)
+        for n, v in zip(meta_fields, meta):
+            object.__setattr__(obj, n, v)
+        return obj
+
+    tu.register_pytree_with_keys(cls, flatten_with_keys, unflatten, flatten)
+    return cls
 
 
 def _split(path: str) -> list[str]:

@@ -118,3 +118,26 @@ def test_maximize_on_grid_finds_the_grid_maximum(tree):
     flat = lambda t: qmc.KeyRate(rate=jnp.asarray(0.0), reason=jnp.int32(0))  # noqa: E731
     _, first = maximize_on_grid(flat, tree, "protocol.intensities.0", values)
     assert float(first) == 0.0
+
+
+def test_classes_with_the_same_fields_never_share_a_compiled_program():
+    """Different classes with identical fields have different tree structures, so ``jit`` never
+    runs one's program for the other (with ``jax.tree_util.register_dataclass``, jaxlib 0.10
+    compared such structures equal: SinglePhoton got InfiniteDecoy's rate when their hashes met).
+    Many classes make a hash collision likely if the structures compared equal."""
+    import dataclasses
+
+    from qmc._pytree import pytree_dataclass
+
+    classes = []
+    for i in range(64):
+        cls = pytree_dataclass(type(f"Same{i}", (), {"__annotations__": {"f": "float"}, "f": 1.0,
+                                                      "value": (lambda i: lambda self: self.f * 0 + i)(i)}))
+        classes.append(cls)
+    assert dataclasses.is_dataclass(classes[0])
+    structures = [jax.tree_util.tree_structure(c()) for c in classes]
+    assert not any(structures[i] == structures[j] for i in range(64) for j in range(i))
+    call = jax.jit(lambda obj: obj.value())
+    assert [int(call(c())) for c in classes] == list(range(64))
+    a, b = qmc.ANALYSES["infinite_decoy"](), qmc.ANALYSES["single_photon"]()
+    assert jax.tree_util.tree_structure(a) != jax.tree_util.tree_structure(b)

@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 
 from qmc import stats
+from qmc._pytree import register
 from qmc.analysis.observations import Observations
 from qmc.sources import FockSource
 
@@ -39,8 +40,7 @@ def _register(cls):
     # Not qmc._pytree.pytree_dataclass: that one converts numeric leaves to float64, and tallies
     # are int64. No __post_init__ either: JAX unflattens PyTrees with placeholders (vmap axes).
     cls = dataclasses.dataclass(frozen=True, eq=False)(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    return jax.tree_util.register_dataclass(cls, data_fields=names, meta_fields=[])
+    return register(cls, [f.name for f in dataclasses.fields(cls)], [])
 
 
 class _Stats:
