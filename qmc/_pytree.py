@@ -9,6 +9,7 @@ Every other field is an array leaf that can be swept or differentiated.
 from __future__ import annotations
 
 import dataclasses
+import operator
 from typing import Any
 
 import jax
@@ -75,12 +76,21 @@ def register(cls: type, data_fields: list[str], meta_fields: list[str]) -> type:
     ``__post_init__`` must not see.
     """
     tu = jax.tree_util
+    keys = tuple(tu.GetAttrKey(n) for n in data_fields)
+
+    def getter(names):  # a tuple of the named attributes, fast (flattening is on every jit call)
+        if not names:
+            return lambda obj: ()
+        get = operator.attrgetter(*names)
+        return (lambda obj: (get(obj),)) if len(names) == 1 else get
+
+    get_data, get_meta = getter(data_fields), getter(meta_fields)
 
     def flatten_with_keys(obj: Any):
-        return tuple((tu.GetAttrKey(n), getattr(obj, n)) for n in data_fields), tuple(getattr(obj, n) for n in meta_fields)
+        return tuple(zip(keys, get_data(obj))), get_meta(obj)
 
     def flatten(obj: Any):
-        return tuple(getattr(obj, n) for n in data_fields), tuple(getattr(obj, n) for n in meta_fields)
+        return get_data(obj), get_meta(obj)
 
     def unflatten(meta: tuple, children: Any) -> Any:
         obj = object.__new__(cls)
