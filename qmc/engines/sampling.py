@@ -22,6 +22,9 @@ Exact discrete sampling:
   ``n_cells * 2**-32``) is the outcome ambiguous; those rare draws are resolved exactly with a
   second word (the lower 32 bits of the 64-bit uniform) in a sparse fix-up loop. So every cell
   probability is resolved to 2**-64 with about one word per draw.
+* :func:`alias_table` / :func:`alias_draw` draw a cell with one word and one table lookup
+  (Walker's alias method, the table built in exact integers), resolved to 2**-63; a second word
+  decides the rare draws that fall on a column's cut (:func:`alias_exact`).
 * :func:`binomial` is an exact binomial sampler for counts up to 2**53: inversion (sequential
   search of the pmf) when n min(p, 1-p) < 10, otherwise BTRS (Hormann, "The generation of binomial
   random variates", J. Stat. Comput. Simul. 46, 101 (1993)) with the acceptance bound written in
@@ -244,12 +247,13 @@ def alias_bits(n_cells: int) -> int:
 
 
 def alias_table(probs):
-    """Exact alias table (Walker 1977; Vose's pairing, IEEE TSE 17, 972 (1991)) of a probability
-    vector, in 63-bit fixed point.
+    """Exact alias table of a probability vector, in 63-bit fixed point: Walker's method (ACM
+    Trans. Math. Softw. 3, 253 (1977)) with Vose's pairing (IEEE Trans. Softw. Eng. 17, 972
+    (1991)).
 
-    Each cell's weight is ``W_j = floor(p_j 2**63)`` (the largest cell absorbs the rounding, so the
-    weights sum to 2**63 exactly; the same construction as :func:`thresholds64`, one bit coarser so
-    that every sum stays inside int64). With K = 2**k columns of capacity ``C = 2**(63 - k)``,
+    Each cell's weight is ``W_j = floor(p_j 2**63)`` (the most probable cell absorbs the rounding,
+    so the weights sum to 2**63 exactly; the construction of :func:`thresholds64`, one bit coarser
+    so that a certain cell's weight and every partial sum fit in a uint64). With K = 2**k columns of capacity ``C = 2**(63 - k)``,
     column c keeps ``T_c`` of its capacity for cell c and gives the rest to cell ``A_c``; Vose's
     pairing (a column below capacity is filled from one above it, which may then fall below) is
     done in exact integers, so ``T_j + sum_{c: A_c = j} (C - T_c) = W_j`` for every cell: each
