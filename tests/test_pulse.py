@@ -353,6 +353,9 @@ def test_search_and_histogram_methods_agree_with_numpy():
             counts = sampling.histogram(jnp.asarray(v), n_bins, method)
             assert counts.dtype == jnp.int32, method
             np.testing.assert_array_equal(np.asarray(counts), expect, err_msg=method)
+    v = rng.integers(-2, 99, 3 * 2**14 + 17)  # matmul: several products of 2**14 values, summed
+    expect = np.bincount(v[(v >= 0) & (v < 97)], minlength=97)
+    np.testing.assert_array_equal(np.asarray(sampling.histogram(jnp.asarray(v), 97, "matmul")), expect)
     v = np.full(1000, 7)  # 1000 counts in one bin: packed bytes never carry (groups of 128 < 256)
     assert int(sampling.histogram(jnp.asarray(v), 9, "packed")[7]) == 1000
 

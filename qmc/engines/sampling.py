@@ -395,8 +395,9 @@ def histogram(values, n_bins: int, method: str = "scatter"):
         n_hi = n_bins // 8 + 1  # the marker n_bins has its own (hi, lo), never read back
         hi = (v[..., None] >> 3 == jnp.arange(n_hi, dtype=jnp.int32)[None, None, :]).astype(jnp.bfloat16)
         lo = (v[..., None] & 7 == jnp.arange(8, dtype=jnp.int32)[None, None, :]).astype(jnp.bfloat16)
-        c = jnp.einsum("gnh,gnl->hl", hi, lo, preferred_element_type=jnp.float32)
-        return c.astype(jnp.int32).ravel()[:n_bins]
+        # one product per group of 2**14 values (float32 counts exact), summed as integers
+        c = jnp.einsum("gnh,gnl->ghl", hi, lo, preferred_element_type=jnp.float32)
+        return jnp.sum(c.astype(jnp.int32), axis=0, dtype=jnp.int32).ravel()[:n_bins]
     if method in ("onehot", "onehot8"):
         if method == "onehot8" and n_bins < 127:  # a quarter of the bytes to read per value
             values = _small_ints(values, n_bins)
