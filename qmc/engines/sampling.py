@@ -665,7 +665,9 @@ def multinomial(pkey, stream, n, probs, lane=0, lane2=0, tries_per_round: int = 
     probs = jnp.asarray(probs, jnp.float64)
     m = probs.shape[-1]
     batch = jnp.broadcast_shapes(probs.shape[:-1], jnp.shape(n), jnp.shape(lane), jnp.shape(lane2))
-    probs = jnp.broadcast_to(jnp.maximum(probs, 0.0), batch + (m,))
+    # Conditional probabilities on the probabilities' own shape (often one row for a whole batch
+    # of sessions): broadcast to the batch only inside each binomial, never as (batch, M) arrays.
+    probs = jnp.maximum(probs, 0.0)
     rest = jnp.cumsum(probs[..., ::-1], axis=-1)[..., ::-1]  # sum_{i >= j} p_i
     cond = jnp.where(rest > 0, probs / jnp.where(rest > 0, rest, 1.0), 0.0)
     cond = jnp.clip(cond, 0.0, 1.0)
