@@ -70,7 +70,7 @@ def register(cls: type, data_fields: list[str], meta_fields: list[str]) -> type:
     dataclasses with the same field names compare equal even when the classes differ (their hashes
     differ), so ``jit``'s cache can hand a call with one class the program traced for the other
     whenever their hashes collide: ``SinglePhoton`` and ``InfiniteDecoy`` (both just ``f_ec``)
-    gave each other's rates in about one test run in six (tests/test_sweep.py shows it). A
+    gave each other's rates in about one test run in six (tests/test_sweep.py checks the fix). A
     custom node's structure holds its class. Unflattening sets the fields directly, without
     ``__init__``: JAX unflattens with placeholders too (vmap axes, ``None``), which a
     ``__post_init__`` must not see.
