@@ -253,11 +253,11 @@ def alias_table(probs):
 
     Each cell's weight is ``W_j = floor(p_j 2**63)`` (the most probable cell absorbs the rounding,
     so the weights sum to 2**63 exactly; the construction of :func:`thresholds64`, one bit coarser
-    so that a certain cell's weight and every partial sum fit in a uint64). With K = 2**k columns of capacity ``C = 2**(63 - k)``,
-    column c keeps ``T_c`` of its capacity for cell c and gives the rest to cell ``A_c``; Vose's
-    pairing (a column below capacity is filled from one above it, which may then fall below) is
-    done in exact integers, so ``T_j + sum_{c: A_c = j} (C - T_c) = W_j`` for every cell: each
-    cell's probability is realized to 2**-63 absolute, like the thresholds.
+    so that a certain cell's weight and every partial sum fit in a uint64). With K = 2**k columns
+    of capacity ``C = 2**(63 - k)``, column c keeps ``T_c`` of its capacity for cell c and gives
+    the rest to cell ``A_c``; Vose's pairing (a column below capacity is filled from one above
+    it, which may then fall below) is done in exact integers, so ``T_j + sum_{c: A_c = j}
+    (C - T_c) = W_j`` for every cell: each cell's probability is realized to 2**-63 absolute.
 
     Returns:
         ``(entry, t)``: uint32 ``entry[c] = min(T_c >> 31, 2**(32 - k) - 1) << k | A_c`` (what a
