@@ -146,8 +146,9 @@ def test_rare_event_bias_below_1e_3():
         # float32 uniform u < p: p is realized as ceil(p / 2**-24) * 2**-24 at best.
         f32 = math.ceil(p_dark / 2**-24) * 2**-24
         assert abs(f32 / p_dark - 1) > 1e-3
-        # Fast path (alias table, 2**-63) and stream engine (thresholds, 2**-64): the
-        # dark-count-only cell of a vacuum pulse (no photon) in the joint table.
+        # The joint table as the fast path and the stream engine draw it (alias table, 2**-63)
+        # and as cumulative thresholds (2**-64, the physical path's sampler): the dark-count-only
+        # cell of a vacuum pulse (no photon) is among its cells.
         link = _link(100.0, p_dark=p_dark)
         joint = _joint(link, PROTO).ravel()
         for table, step in ((_alias_effective(joint), 2.0**-63), (_effective(*sampling.thresholds64(joint)), 2.0**-64)):
