@@ -3,7 +3,8 @@
 #   bash scripts/gpu_check.sh            (with qmc importable: pip install -e '.[cuda]' or PYTHONPATH=.)
 # 1. kernel variants of the engines, each checked to give the reference tally, timed
 #    (scripts/gpu_variants.py); 2. the benchmark with the fastest fast-path kernels (its table goes
-#    in the README with the card's name); 3. the GPU-marked tests (GPU tally == CPU tally).
+#    in the README with the card's name); 3. the GPU-marked tests (GPU tally == CPU tally); 4. the
+#    compiled HLO of the engines (scripts/gpu_hlo.py; seven files under $OUT in all).
 # Everything is also written under $OUT (or ./gpu_out) so that a timeout loses nothing.
 set -uo pipefail
 out="${OUT:-gpu_out}"; mkdir -p "$out"
@@ -14,3 +15,5 @@ timeout "${VARIANTS_S:-260}" python scripts/gpu_variants.py --budget-s "${BUDGET
 best=$(grep -o 'best_methods=[a-z0-9_]*,[a-z0-9_]*' "$out/variants.txt" | tail -1 | cut -d= -f2)
 timeout "${BENCH_S:-200}" python -m qmc.bench --json ${best:+--methods "$best"} 2>&1 | tee "$out/bench_gpu.txt"
 timeout "${TESTS_S:-90}" python -m pytest -q -p no:cacheprovider tests/test_pulse.py -k "gpu" 2>&1 | tail -5 | tee "$out/tests.txt"
+# 4. the compiled HLO of the engines, for reading offline (one archive: $OUT returns at most 8 files)
+timeout "${HLO_S:-60}" python scripts/gpu_hlo.py /tmp/qmc_hlo 2>&1 | tee "$out/hlo.txt" && tar czf "$out/hlo.tgz" -C /tmp qmc_hlo

@@ -90,8 +90,8 @@ def main() -> None:
 
     # The fast path draws by alias lookup: only the histogram method varies. The default first
     # (the reference), then the variants not yet measured on a GPU.
-    fast = [(("search_top", "onehot8"), 2**24), (("search_top", "split"), 2**24), (("search_top", "matmul"), 2**24),
-            (("search_top", "onehot"), 2**24), (("search_top", "split"), 2**26), (("search_top", "onehot8"), 2**26)]
+    fast = [(("search_top", h), 2**24) for h in ("onehot8", "split", "split_rows", "onehot_rows", "matmul", "onehot")]
+    fast += [(("search_top", "split"), 2**26), (("search_top", "onehot8"), 2**26)]
     ref, best = None, (0.0, None)
     for methods, chunk in fast:
         if over_budget():
@@ -116,7 +116,7 @@ def main() -> None:
     # The same at a high click rate (0 km, 90 % efficient detectors: ~40 % of pulses click),
     # where scatters meet contention.
     hot = dataclasses.replace(gys_link(0.0), detector=dataclasses.replace(link.detector, efficiency=0.9))
-    for methods in [("search_top", "onehot8"), ("search_top", "split"), ("search_top", "matmul")]:
+    for methods in [("search_top", h) for h in ("onehot8", "split", "split_rows", "matmul")]:
         if over_budget():
             continue
         try:

@@ -163,7 +163,8 @@ def _hi32(t_hi):
 
 
 CATEGORICAL_METHODS = ("compare", "search", "search64", "search_top")
-HISTOGRAM_METHODS = ("scatter", "onehot", "onehot8", "packed", "replicated", "split", "matmul")
+HISTOGRAM_METHODS = ("scatter", "onehot", "onehot8", "onehot_rows", "packed", "replicated", "split", "split_rows",
+                     "matmul")
 
 
 def kernel_methods(backend: str | None = None) -> tuple[str, str]:
@@ -345,6 +346,17 @@ def _small_ints(values, n_bins: int):
     return lax.optimization_barrier(v)
 
 
+def _onehot_counts(v, n_bins: int, rows: bool):
+    """int32 counts of ``v`` in bins 0 .. n_bins - 1 by a fused compare-and-reduce; ``rows``
+    reduces a (n_bins, n) comparison over its minor axis (on a GPU: a row reduction, each bin's
+    values read in contiguous vectors), else a (n, n_bins) one over its major axis (a column
+    reduction: each value read once per tile of bins). The same counts; only the GPU code differs."""
+    bins = jnp.arange(n_bins, dtype=v.dtype)
+    if rows:
+        return jnp.sum(v[None, :] == bins[:, None], axis=1, dtype=jnp.int32)
+    return jnp.sum(v[:, None] == bins[None, :], axis=0, dtype=jnp.int32)
+
+
 def histogram(values, n_bins: int, method: str = "scatter"):
     """int32 counts of ``values`` (int, (n,)) in bins 0 .. n_bins - 1; other values are dropped.
 
@@ -352,12 +364,14 @@ def histogram(values, n_bins: int, method: str = "scatter"):
 
     * ``"scatter"``: one scatter-add per value (``segment_sum``); best on a CPU.
     * ``"onehot"``: a fused compare-and-reduce over (n, n_bins); ``"onehot8"`` the same on the
-      values as int8 (n_bins < 127). n_bins compare-and-adds per value.
+      values as int8 (n_bins < 127). n_bins compare-and-adds per value. ``"onehot_rows"``: int8
+      values compared as (n_bins, n) and reduced over the minor axis (another GPU reduction
+      kernel, see :func:`_onehot_counts`).
     * ``"replicated"``: scatter-add into 32 copies of the bins (by position), then summed.
     * ``"split"``: for cells numbered 4 * group + outcome with outcome mostly 0 (no click): a
       one-hot over the groups (a quarter of the compares of ``onehot``), a replicated scatter-add
       of the values with a non-zero outcome (the others are dropped unread: atomics only for the
-      clicks), and the outcome-0 counts by difference.
+      clicks), and the outcome-0 counts by difference. ``"split_rows"``: its one-hot as rows.
     * ``"matmul"``: bin = 8 * hi + lo; the (hi, lo) counts are a matrix product of the one-hot
       codes of hi and lo over the values (exact in float32: at most 2**14 values a product), so
       n_bins / 8 + 8 compares per value and the products on a GPU's tensor cores.
@@ -367,8 +381,9 @@ def histogram(values, n_bins: int, method: str = "scatter"):
       unpacked and summed over groups.
 
     On an H100 (docs/benchmarks/) ``onehot8`` beat ``packed`` and ``replicated`` and the first
-    ``split`` (whose scatter sent every no-click value to one overflow bin); ``split`` as now and
-    ``matmul`` are still to be measured there (``scripts/gpu_variants.py``).
+    ``split`` (whose scatter sent every no-click value to one overflow bin); ``split`` as now,
+    ``split_rows``, ``onehot_rows`` and ``matmul`` are still to be measured there
+    (``scripts/gpu_variants.py``).
     """
     values = jnp.asarray(values).ravel()
     if method == "scatter":
@@ -376,11 +391,10 @@ def histogram(values, n_bins: int, method: str = "scatter"):
         return jax.ops.segment_sum(jnp.ones_like(v, jnp.int32), v, n_bins + 1)[:n_bins]
     if method == "replicated":
         return _replicated_scatter(values, n_bins)
-    if method == "split":
+    if method in ("split", "split_rows"):
         n_groups = (n_bins + 3) // 4
         v = _small_ints(values, n_bins)  # out-of-range values are n_bins
-        per_group = jnp.sum((v >> 2)[:, None] == jnp.arange(n_groups, dtype=v.dtype)[None, :], axis=0,
-                            dtype=jnp.int32)
+        per_group = _onehot_counts(v >> 2, n_groups, rows=method == "split_rows")
         rare = _replicated_scatter(jnp.where((v & 3) != 0, v, n_bins), n_bins)
         rare = jnp.concatenate([rare, jnp.zeros(4 * n_groups - n_bins, jnp.int32)]).reshape(n_groups, 4)
         zero = per_group - rare[:, 1:].sum(axis=1, dtype=jnp.int32)
@@ -398,13 +412,12 @@ def histogram(values, n_bins: int, method: str = "scatter"):
         # one product per group of 2**14 values (float32 counts exact), summed as integers
         c = jnp.einsum("gnh,gnl->ghl", hi, lo, preferred_element_type=jnp.float32)
         return jnp.sum(c.astype(jnp.int32), axis=0, dtype=jnp.int32).ravel()[:n_bins]
-    if method in ("onehot", "onehot8"):
-        if method == "onehot8" and n_bins < 127:  # a quarter of the bytes to read per value
+    if method in ("onehot", "onehot8", "onehot_rows"):
+        if method != "onehot" and n_bins < 127:  # a quarter of the bytes to read per value
             values = _small_ints(values, n_bins)
         else:
             values = lax.optimization_barrier(values)
-        return jnp.sum(values[:, None] == jnp.arange(n_bins, dtype=values.dtype)[None, :], axis=0,
-                       dtype=jnp.int32)
+        return _onehot_counts(values, n_bins, rows=method == "onehot_rows")
     if method != "packed":
         raise ValueError(f"method = {method!r}: must be one of {HISTOGRAM_METHODS}")
     group = 128
