@@ -50,6 +50,9 @@ from qmc.validation import Range, Rule
 __all__ = ["PulseEngine", "simulate", "default_chunk", "PATHS"]
 
 PATHS = ("fast", "physical")
+# The fast path's third kernel, besides the histogram methods: draw and tally fused in one Pallas
+# kernel (qmc.engines.fused; Triton on a GPU, Pallas's interpreter elsewhere).
+FUSED = "fused"
 PURPOSE_FAST = 0xFA57
 PURPOSE_PHYSICAL = 0x9415
 
@@ -248,7 +251,8 @@ def simulate(key, link, protocol, n_pulses, *, path: str = "fast", chunk: int = 
             P(n > 32) is below 1e-16 for mu <= 5, 1e-25 for mu <= 2).
         methods: ``(categorical, histogram)`` kernel methods (:func:`sampling.kernel_methods`);
             ``None`` picks them for the backend. They never change the numbers. (The fast path
-            draws by alias lookup and uses only the histogram method.)
+            draws by alias lookup and uses only the histogram method; there it may also be
+            ``"fused"``: draw and tally in one Pallas kernel, :mod:`qmc.engines.fused`.)
 
     Returns:
         :class:`Tally` (int64 counts).
@@ -275,7 +279,17 @@ def simulate(key, link, protocol, n_pulses, *, path: str = "fast", chunk: int = 
         def chunk_cells(pkeys):
             return _cells_fast(pkeys, block_pulses, entry, cut)
 
+        if hist_method == FUSED:
+            from qmc.engines import fused
+
+            fused.counters_per_program(block_pulses)  # a clear error before tracing the kernel
+
+            def chunk_counts(pkeys, n_valid):
+                return fused.chunk_counts(pkeys, n_valid, entry, cut, block_pulses, n_cells, _S_CELL, _S_CELL_LO)
+
     else:
+        if hist_method == FUSED:
+            raise ValueError(f"methods = {methods!r}: the {FUSED!r} kernel draws the fast path only")
         if link.detector.click_model != "threshold":
             raise ValueError(
                 f"the physical path simulates threshold detectors; detector.click_model = "
@@ -295,6 +309,9 @@ def simulate(key, link, protocol, n_pulses, *, path: str = "fast", chunk: int = 
     def chunk_body(c, total):
         blocks = c * blocks_per_chunk + jnp.arange(blocks_per_chunk, dtype=jnp.int64)
         pkeys = jax.vmap(lambda b: sampling.philox_key(base, b.astype(jnp.uint32)))(blocks)
+        if hist_method == FUSED:
+            n_valid = jnp.clip(n_pulses - blocks * block_pulses, 0, block_pulses)
+            return total + chunk_counts(pkeys, n_valid).astype(jnp.int64)
         cells = chunk_cells(pkeys).reshape(blocks_per_chunk, block_pulses)
         valid = index[None, :] < n_pulses - blocks[:, None] * block_pulses
         cells = jnp.where(valid, cells, n_cells)  # pulses past n_pulses go to a dropped bin

@@ -1,0 +1,144 @@
+"""The fast path's chunk in one GPU kernel (Pallas, lowered to Triton): generator, alias draw and
+tally fused, each pulse's cell counted in registers.
+
+Why: with XLA the fast path is a kernel that writes every pulse's cell to memory and a one-hot
+reduction that reads it back and compares it with each of the 96 cells (on an H100 the reduction
+alone took about half of the 47 ps per pulse, docs/benchmarks/h100_diag.txt). Here a program
+draws ``step`` counters' words at a time (four pulses per Philox counter), finds each pulse's cell
+in the alias table (:func:`sampling.alias_draw`), and counts the step's cells with byte-packed
+counters: cell ``4 g + o`` (class g, outcome o) adds ``1 << 8 o`` to group g's 32-bit word, so a
+pulse costs one compare-and-add per group (a quarter of the cells), and a byte never carries
+because a step adds at most 128 < 256 pulses to it before the words are unpacked into int32
+counts. The rare ambiguous draws (the alias cut's upper bits equal, 2**(k - 32) per pulse) are
+resolved in the kernel with the same second word and exact comparison as
+:func:`sampling.alias_exact`, in a branch taken only by a step that has one.
+
+The cells are those of ``pulse._cells_fast``, word for word, so the counts equal the XLA path's
+bit for bit (tested in interpret mode, which runs the kernel on any backend, slowly). Pallas is
+imported only when this kernel is asked for.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from qmc.engines import sampling
+
+__all__ = ["chunk_counts", "counters_per_program"]
+
+_STEP = 128  # counters per step: 128 pulses per output word, below 256 (one byte per count)
+_COUNTERS = 2048  # counters per program (8192 pulses): enough programs per chunk to fill a GPU
+
+
+def counters_per_program(block_pulses: int) -> tuple[int, int]:
+    """(counters per program, counters per step) for a block: powers of two dividing the block's
+    ``block_pulses / 4`` counters (a Triton vector's length is a power of two)."""
+    quarter = block_pulses // 4
+    c = _COUNTERS
+    while c > 1 and quarter % c:
+        c //= 2
+    if c < 16:
+        raise ValueError(f"block_pulses = {block_pulses}: the fused kernel needs a multiple of 64")
+    return c, min(_STEP, c)
+
+
+def _kernel(key_ref, entry_ref, t_ref, out_ref, *, k: int, quarter: int, counters: int, step: int,
+            n_groups: int, stream_hi: int, stream_lo: int):
+    from jax.experimental import pallas as pl
+
+    k0, k1, n_valid = key_ref[0], key_ref[1], key_ref[2].astype(jnp.int32)
+    first = pl.program_id(1) * counters
+    n_col = 1 << k
+    groups = lax.broadcasted_iota(jnp.int32, (step, n_groups), 1)
+    byte_shift = (8 * lax.broadcasted_iota(jnp.int32, (n_groups, 4), 1)).astype(jnp.uint32)
+
+    def body(s, acc):
+        i = first + s * step + lax.iota(jnp.int32, step)  # counters of this step
+        iu = i.astype(jnp.uint32)
+        words = sampling.philox4x32(k0, k1, iu, stream_hi, 0, 0)
+        cols, fracs, cells, ambs = [], [], [], []
+        amb_any = jnp.int32(0)
+        for w in words:
+            col = (w >> np.uint32(32 - k)).astype(jnp.int32)
+            frac = w & np.uint32((1 << (32 - k)) - 1)
+            e = entry_ref[col]
+            cut = e >> np.uint32(k)
+            cell = jnp.where(frac < cut, col, (e & np.uint32(n_col - 1)).astype(jnp.int32))
+            amb = frac == cut
+            cols.append(col), fracs.append(frac), cells.append(cell), ambs.append(amb)
+            amb_any = amb_any + jnp.sum(amb.astype(jnp.int32))
+
+        def exact(cells):  # the draws whose cut's upper bits tie: alias_exact with the second word
+            lows = sampling.philox4x32(k0, k1, iu, stream_lo, 0, 0)
+            out = []
+            for col, frac, cell, amb, w_lo in zip(cols, fracs, cells, ambs, lows):
+                u = (frac.astype(jnp.int64) << 31) | (w_lo >> np.uint32(1)).astype(jnp.int64)
+                alias = (entry_ref[col] & np.uint32(n_col - 1)).astype(jnp.int32)
+                out.append(jnp.where(amb, jnp.where(u < t_ref[col], col, alias), cell))
+            return tuple(out)
+
+        cells = lax.cond(amb_any > 0, exact, lambda c: c, tuple(cells))
+        for j, cell in enumerate(cells):
+            valid = j * quarter + i < n_valid  # pulse positions past n_pulses are not counted
+            g = jnp.where(valid, cell >> 2, n_groups)
+            one = jnp.left_shift(jnp.uint32(1), (8 * (cell & 3)).astype(jnp.uint32))
+            packed = jnp.sum(jnp.where(g[:, None] == groups, one[:, None], jnp.uint32(0)), axis=0,
+                             dtype=jnp.uint32)  # (n_groups,), one byte per outcome, each < 256
+            acc = acc + ((packed[:, None] >> byte_shift) & np.uint32(0xFF)).astype(jnp.int32)
+        return acc
+
+    acc = lax.fori_loop(jnp.int32(0), jnp.int32(counters // step), body, jnp.zeros((n_groups, 4), jnp.int32))
+    out_ref[...] = acc
+
+
+def chunk_counts(pkeys, n_valid, entry, t, block_pulses: int, n_cells: int, stream_hi: int, stream_lo: int,
+                 interpret: bool | None = None):
+    """int32 counts (n_cells,) of the pulses of one chunk's blocks, drawn as ``pulse._cells_fast``.
+
+    Args:
+        pkeys: (B, 2) uint32 Philox keys of the chunk's blocks.
+        n_valid: (B,) pulses to count in each block (the first ones; 0 to ``block_pulses``).
+        entry, t: :func:`sampling.alias_table` of the cells.
+        block_pulses: pulses per block (a multiple of 64).
+        n_cells: number of cells.
+        stream_hi, stream_lo: the Philox streams of the cell word and of its rare second word.
+        interpret: run the kernel in Pallas's interpreter (any backend; slow); ``None``: unless
+            the default backend is a GPU.
+    """
+    from jax.experimental import pallas as pl
+
+    if interpret is None:
+        interpret = jax.default_backend() != "gpu"
+    counters, step = counters_per_program(block_pulses)
+    quarter = block_pulses // 4
+    n_col = int(entry.shape[-1])
+    k = n_col.bit_length() - 1
+    n_groups = 1 << max(0, ((n_cells + 3) // 4 - 1).bit_length())  # a power of two >= the groups
+    n_blocks = pkeys.shape[0]
+    programs = quarter // counters
+    head = jnp.concatenate([pkeys.astype(jnp.uint32), jnp.asarray(n_valid).astype(jnp.uint32)[:, None],
+                            jnp.zeros((n_blocks, 1), jnp.uint32)], axis=1)  # (B, 4): k0, k1, n_valid, 0
+    kernel = functools.partial(_kernel, k=k, quarter=quarter, counters=counters, step=step,
+                                   n_groups=n_groups, stream_hi=stream_hi, stream_lo=stream_lo)
+    params = {}
+    if not interpret:
+        from jax.experimental.pallas import triton as pltr
+
+        params["compiler_params"] = pltr.CompilerParams(num_warps=4, num_stages=1)
+    out = pl.pallas_call(
+        kernel,
+        out_shape=jax.ShapeDtypeStruct((n_blocks, programs, n_groups, 4), jnp.int32),
+        grid=(n_blocks, programs),
+        in_specs=[pl.BlockSpec((None, 4), lambda b, p: (b, 0)),
+                  pl.BlockSpec((n_col,), lambda b, p: (0,)),
+                  pl.BlockSpec((n_col,), lambda b, p: (0,))],
+        out_specs=pl.BlockSpec((None, None, n_groups, 4), lambda b, p: (b, p, 0, 0)),
+        interpret=interpret,
+        **params,
+    )(head, entry, t.astype(jnp.int64))
+    return jnp.sum(out, axis=(0, 1), dtype=jnp.int32).ravel()[:n_cells]

@@ -1,0 +1,79 @@
+"""The fused fast-path kernel (qmc.engines.fused): the same counts as the XLA fast path, bit for bit.
+
+On a CPU the kernel runs in Pallas's interpreter (slow: small blocks here); that it lowers to a
+Triton kernel for a GPU is checked without one (``lowering_platforms``)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import qmc  # noqa: F401  (float64)
+from qmc.engines import exact, fused, pulse, sampling
+from qmc.engines.pulse import simulate
+from qmc.mc_study import decoy_protocol, gys_link
+
+PROTO = decoy_protocol()
+
+
+def _tables(length_km=25.0):
+    link = gys_link(length_km)
+    joint = PROTO.class_probabilities()[..., None] * exact.outcome_table(link, PROTO)
+    return sampling.alias_table(joint.ravel())
+
+
+@pytest.mark.parametrize("photon_counts", [False, True])
+def test_fused_kernel_equals_the_fast_path(photon_counts):
+    """Partial last block included; 0 km (many clicks) so that every outcome byte is exercised;
+    with photon bins: 288 cells, 512 alias columns, 128 packed groups."""
+    block = 2**12
+    link, key = gys_link(0.0), jax.random.key(3)
+    n = jnp.int64(3 * block + 1001)
+    ref = simulate(key, link, PROTO, n, path="fast", chunk=2 * block, block_pulses=block,
+                   photon_counts=photon_counts, methods=("compare", "scatter"))
+    got = simulate(key, link, PROTO, n, path="fast", chunk=2 * block, block_pulses=block,
+                   photon_counts=photon_counts, methods=("compare", "fused"))
+    np.testing.assert_array_equal(np.asarray(got.counts), np.asarray(ref.counts))
+    assert int(np.asarray(got.counts).sum()) == int(n)
+    if photon_counts:
+        np.testing.assert_array_equal(np.asarray(got.photon_counts), np.asarray(ref.photon_counts))
+
+
+def test_fused_kernel_resolves_ambiguous_draws_exactly():
+    """Philox key (7, 3296) draws, at pulse 6478 of a 2**14-pulse block, a word whose bits tie with
+    its alias column's cut (one pulse in 2**25): the one-word cell (16) is wrong, the exact one
+    (12) is right, and the kernel must count 12, as the XLA path's fix-up does."""
+    block = 2**14
+    entry, cut = _tables()
+    pkeys = jnp.asarray([[7, 3296]], jnp.uint32)
+    provisional, ambiguous = sampling.alias_draw(sampling.words(pkeys[0], block, pulse._S_CELL), entry)
+    cells = np.asarray(pulse._cells_fast(pkeys, block, entry, cut))
+    assert np.flatnonzero(np.asarray(ambiguous)).tolist() == [6478]  # the premise of this test
+    assert int(provisional[6478]) == 16 and cells[6478] == 12
+    for n_valid in (block, 6479, 6478):  # with and without the ambiguous pulse
+        got = fused.chunk_counts(pkeys, jnp.asarray([n_valid]), entry, cut, block, 96, pulse._S_CELL,
+                                 pulse._S_CELL_LO)
+        np.testing.assert_array_equal(np.asarray(got), np.bincount(cells[:n_valid], minlength=96))
+
+
+def test_fused_kernel_lowers_to_triton_for_a_gpu():
+    """The kernel is written in the subset of JAX that Pallas lowers to Triton (checked here by
+    lowering for CUDA without a GPU: an unsupported operation fails here, not on the GPU)."""
+    pytest.importorskip("jax.experimental.pallas.triton")
+    entry, cut = _tables()
+    block = 2**20
+
+    def counts(pkeys, n_valid):
+        return fused.chunk_counts(pkeys, n_valid, entry, cut, block, 96, 0, 1, interpret=False)
+
+    args = (jnp.zeros((16, 2), jnp.uint32), jnp.full(16, block, jnp.int64))
+    text = jax.jit(counts).trace(*args).lower(lowering_platforms=("cuda",)).as_text()
+    assert "triton" in text
+
+
+def test_fused_kernel_rejects_what_it_cannot_draw():
+    with pytest.raises(ValueError, match="block_pulses = 1000"):
+        fused.counters_per_program(1000)
+    with pytest.raises(ValueError, match="fused"):
+        simulate(jax.random.key(0), gys_link(10.0), PROTO, jnp.int64(100), path="physical", chunk=2**12,
+                 block_pulses=2**12, methods=("compare", "fused"))
