@@ -5,13 +5,15 @@ Why: with XLA the fast path is a kernel that writes every pulse's cell to memory
 reduction that reads it back and compares it with each of the 96 cells (on an H100 the reduction
 alone took about half of the 47 ps per pulse, docs/benchmarks/h100_diag.txt). Here a program
 draws ``step`` counters' words at a time (four pulses per Philox counter), finds each pulse's cell
-in the alias table (:func:`sampling.alias_draw`), and counts the step's cells with byte-packed
-counters: cell ``4 g + o`` (class g, outcome o) adds ``1 << 8 o`` to group g's 32-bit word, so a
-pulse costs one compare-and-add per group (a quarter of the cells), and a byte never carries
-because a step adds at most 128 < 256 pulses to it before the words are unpacked into int32
-counts. The rare ambiguous draws (the alias cut's upper bits equal, 2**(k - 32) per pulse) are
+in the alias table (:func:`sampling.alias_draw`), and counts them with byte-packed counters
+held in registers: each of the step's 128 lanes has one 32-bit word per group of four cells, and
+cell ``4 g + o`` (class g, outcome o) adds ``1 << 8 o`` to its lane's word of group g. A pulse
+costs one compare-and-add per group (a quarter of the cells), no thread exchanges anything until
+the program's end, when the bytes are unpacked into int32 counts and summed over the lanes; a
+byte never carries, as a lane gets at most 4 pulses a step and a program has 16 steps (64 < 256). The rare ambiguous draws (the alias cut's upper bits equal, 2**(k - 32) per pulse) are
 resolved in the kernel with the same second word and exact comparison as
-:func:`sampling.alias_exact`, in a branch taken only by a step that has one.
+:func:`sampling.alias_exact`: a program that met one tallies its pulses again, all exactly (one
+program in about 4000 at 96 cells).
 
 The cells are those of ``pulse._cells_fast``, word for word, so the counts equal the XLA path's
 bit for bit (tested in interpret mode, which runs the kernel on any backend, slowly). Pallas is
@@ -31,8 +33,9 @@ from qmc.engines import sampling
 
 __all__ = ["chunk_counts", "counters_per_program"]
 
-_STEP = 128  # counters per step: 128 pulses per output word, below 256 (one byte per count)
-_COUNTERS = 2048  # counters per program (8192 pulses): enough programs per chunk to fill a GPU
+_STEP = 128  # counters per step: the lanes of a program's vectors (4 warps of 32 threads)
+_COUNTERS = 2048  # counters per program (8192 pulses): enough programs per chunk to fill a GPU,
+# few enough steps (16) that a byte counter, at most 4 pulses a step, stays below 256
 
 
 def counters_per_program(block_pulses: int) -> tuple[int, int]:
@@ -55,45 +58,43 @@ def _kernel(key_ref, entry_ref, t_ref, out_ref, *, k: int, quarter: int, counter
     first = pl.program_id(1) * counters
     n_col = 1 << k
     groups = lax.broadcasted_iota(jnp.int32, (step, n_groups), 1)
-    byte_shift = (8 * lax.broadcasted_iota(jnp.int32, (n_groups, 4), 1)).astype(jnp.uint32)
 
-    def body(s, acc):
+    def body(s, carry, exact: bool):
+        acc, seen = carry
         i = first + s * step + lax.iota(jnp.int32, step)  # counters of this step
         iu = i.astype(jnp.uint32)
         words = sampling.philox4x32(k0, k1, iu, stream_hi, 0, 0)
-        cols, fracs, cells, ambs = [], [], [], []
-        amb_any = jnp.int32(0)
-        for w in words:
+        lows = sampling.philox4x32(k0, k1, iu, stream_lo, 0, 0) if exact else words
+        for j, (w, w_lo) in enumerate(zip(words, lows)):
             col = (w >> np.uint32(32 - k)).astype(jnp.int32)
             frac = w & np.uint32((1 << (32 - k)) - 1)
             e = entry_ref[col]
             cut = e >> np.uint32(k)
-            cell = jnp.where(frac < cut, col, (e & np.uint32(n_col - 1)).astype(jnp.int32))
-            amb = frac == cut
-            cols.append(col), fracs.append(frac), cells.append(cell), ambs.append(amb)
-            amb_any = amb_any + jnp.sum(amb.astype(jnp.int32))
-
-        def exact(cells):  # the draws whose cut's upper bits tie: alias_exact with the second word
-            lows = sampling.philox4x32(k0, k1, iu, stream_lo, 0, 0)
-            out = []
-            for col, frac, cell, amb, w_lo in zip(cols, fracs, cells, ambs, lows):
-                u = (frac.astype(jnp.int64) << 31) | (w_lo >> np.uint32(1)).astype(jnp.int64)
-                alias = (entry_ref[col] & np.uint32(n_col - 1)).astype(jnp.int32)
-                out.append(jnp.where(amb, jnp.where(u < t_ref[col], col, alias), cell))
-            return tuple(out)
-
-        cells = lax.cond(amb_any > 0, exact, lambda c: c, tuple(cells))
-        for j, cell in enumerate(cells):
+            alias = (e & np.uint32(n_col - 1)).astype(jnp.int32)
+            cell = jnp.where(frac < cut, col, alias)
             valid = j * quarter + i < n_valid  # pulse positions past n_pulses are not counted
+            if exact:  # alias_exact for the draws whose cut's upper bits tie
+                u = (frac.astype(jnp.int64) << 31) | (w_lo >> np.uint32(1)).astype(jnp.int64)
+                cell = jnp.where(frac == cut, jnp.where(u < t_ref[col], col, alias), cell)
+            else:
+                seen = seen | (valid & (frac == cut)).astype(jnp.int32)
             g = jnp.where(valid, cell >> 2, n_groups)
             one = jnp.left_shift(jnp.uint32(1), (8 * (cell & 3)).astype(jnp.uint32))
-            packed = jnp.sum(jnp.where(g[:, None] == groups, one[:, None], jnp.uint32(0)), axis=0,
-                             dtype=jnp.uint32)  # (n_groups,), one byte per outcome, each < 256
-            acc = acc + ((packed[:, None] >> byte_shift) & np.uint32(0xFF)).astype(jnp.int32)
-        return acc
+            acc = acc + jnp.where(g[:, None] == groups, one[:, None], jnp.uint32(0))
+        return acc, seen
 
-    acc = lax.fori_loop(jnp.int32(0), jnp.int32(counters // step), body, jnp.zeros((n_groups, 4), jnp.int32))
-    out_ref[...] = acc
+    def tally(exact: bool):
+        init = (jnp.zeros((step, n_groups), jnp.uint32), jnp.zeros(step, jnp.int32))
+        return lax.fori_loop(jnp.int32(0), jnp.int32(counters // step),
+                             functools.partial(body, exact=exact), init)
+
+    # Per (lane, group) byte counters, kept in registers over the program's steps (no exchange
+    # between threads until the end): each step adds at most 4 to a byte, 4 * steps < 256. A
+    # program that met an ambiguous draw (one in about 4000) tallies again, every draw exact.
+    packed, seen = tally(exact=False)
+    packed = lax.cond(jnp.sum(seen) > 0, lambda p: tally(exact=True)[0], lambda p: p, packed)
+    for o in range(4):
+        out_ref[:, o] = jnp.sum(((packed >> np.uint32(8 * o)) & np.uint32(0xFF)).astype(jnp.int32), axis=0)
 
 
 def chunk_counts(pkeys, n_valid, entry, t, block_pulses: int, n_cells: int, stream_hi: int, stream_lo: int,
@@ -115,6 +116,7 @@ def chunk_counts(pkeys, n_valid, entry, t, block_pulses: int, n_cells: int, stre
     if interpret is None:
         interpret = jax.default_backend() != "gpu"
     counters, step = counters_per_program(block_pulses)
+    assert 4 * (counters // step) < 256, "a byte counter could carry"
     quarter = block_pulses // 4
     n_col = int(entry.shape[-1])
     k = n_col.bit_length() - 1
@@ -124,12 +126,13 @@ def chunk_counts(pkeys, n_valid, entry, t, block_pulses: int, n_cells: int, stre
     head = jnp.concatenate([pkeys.astype(jnp.uint32), jnp.asarray(n_valid).astype(jnp.uint32)[:, None],
                             jnp.zeros((n_blocks, 1), jnp.uint32)], axis=1)  # (B, 4): k0, k1, n_valid, 0
     kernel = functools.partial(_kernel, k=k, quarter=quarter, counters=counters, step=step,
-                                   n_groups=n_groups, stream_hi=stream_hi, stream_lo=stream_lo)
+                               n_groups=n_groups, stream_hi=stream_hi, stream_lo=stream_lo)
     params = {}
     if not interpret:
         from jax.experimental.pallas import triton as pltr
 
-        params["compiler_params"] = pltr.CompilerParams(num_warps=4, num_stages=1)
+        triton_params = getattr(pltr, "CompilerParams", None) or pltr.TritonCompilerParams  # older JAX
+        params["compiler_params"] = triton_params(num_warps=4, num_stages=1)
     out = pl.pallas_call(
         kernel,
         out_shape=jax.ShapeDtypeStruct((n_blocks, programs, n_groups, 4), jnp.int32),
