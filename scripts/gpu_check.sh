@@ -14,6 +14,6 @@ python -c "import jax; print(jax.__version__, jax.devices()); assert jax.default
 timeout "${VARIANTS_S:-260}" python scripts/gpu_variants.py --budget-s "${BUDGET_S:-180}" --json "$out/variants.json" 2>&1 | tee "$out/variants.txt"
 best=$(grep -o 'best_methods=[a-z0-9_]*,[a-z0-9_]*' "$out/variants.txt" | tail -1 | cut -d= -f2)
 timeout "${BENCH_S:-200}" python -m qmc.bench --json ${best:+--methods "$best"} 2>&1 | tee "$out/bench_gpu.txt"
-timeout "${TESTS_S:-90}" python -m pytest -q -p no:cacheprovider tests/test_pulse.py -k "gpu" 2>&1 | tail -5 | tee "$out/tests.txt"
+timeout "${TESTS_S:-90}" python -m pytest -q -p no:cacheprovider tests/test_pulse.py tests/test_fused.py -k "gpu" 2>&1 | tail -5 | tee "$out/tests.txt"
 # 4. the compiled HLO of the engines, for reading offline (one archive: $OUT returns at most 8 files)
 timeout "${HLO_S:-60}" python scripts/gpu_hlo.py /tmp/qmc_hlo 2>&1 | tee "$out/hlo.txt" && tar czf "$out/hlo.tgz" -C /tmp qmc_hlo
