@@ -50,9 +50,10 @@ def test_fused_kernel_resolves_ambiguous_draws_exactly():
     cells = np.asarray(pulse._cells_fast(pkeys, block, entry, cut))
     assert np.flatnonzero(np.asarray(ambiguous)).tolist() == [6478]  # the premise of this test
     assert int(provisional[6478]) == 16 and cells[6478] == 12
+    counts = jax.jit(lambda n_valid: fused.chunk_counts(pkeys, n_valid, entry, cut, block, 96, pulse._S_CELL,
+                                                         pulse._S_CELL_LO))
     for n_valid in (block, 6479, 6478):  # with and without the ambiguous pulse
-        got = fused.chunk_counts(pkeys, jnp.asarray([n_valid]), entry, cut, block, 96, pulse._S_CELL,
-                                 pulse._S_CELL_LO)
+        got = counts(jnp.asarray([n_valid]))
         np.testing.assert_array_equal(np.asarray(got), np.bincount(cells[:n_valid], minlength=96))
 
 

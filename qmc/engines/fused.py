@@ -8,9 +8,9 @@ draws ``step`` counters' words at a time (four pulses per Philox counter), finds
 in the alias table (:func:`sampling.alias_draw`), and counts them with byte-packed counters
 held in registers: each of the step's 128 lanes has one 32-bit word per group of four cells, and
 cell ``4 g + o`` (class g, outcome o) adds ``1 << 8 o`` to its lane's word of group g. A pulse
-costs one compare-and-add per group (a quarter of the cells), no thread exchanges anything until
-the program's end, when the bytes are unpacked into int32 counts and summed over the lanes; a
-byte never carries, as a lane gets at most 4 pulses a step and a program has 16 steps (64 < 256). The rare ambiguous draws (the alias cut's upper bits equal, 2**(k - 32) per pulse) are
+costs one compare-and-add per group (a quarter of the cells), and no thread exchanges anything:
+each program writes its lanes' words (1.5 bytes per pulse) and XLA unpacks and sums them. A byte
+never carries, as a lane gets at most 4 pulses a step and a program has 16 steps (64 < 256). The rare ambiguous draws (the alias cut's upper bits equal, 2**(k - 32) per pulse) are
 resolved in the kernel with the same second word and exact comparison as
 :func:`sampling.alias_exact`: a program that met one tallies its pulses again, all exactly (one
 program in about 4000 at 96 cells).
@@ -57,10 +57,10 @@ def _kernel(key_ref, entry_ref, t_ref, out_ref, *, k: int, quarter: int, counter
     k0, k1, n_valid = key_ref[0], key_ref[1], key_ref[2].astype(jnp.int32)
     first = pl.program_id(1) * counters
     n_col = 1 << k
-    groups = lax.broadcasted_iota(jnp.int32, (step, n_groups), 1)
 
     def body(s, carry, exact: bool):
         acc, seen = carry
+        acc = list(acc)
         i = first + s * step + lax.iota(jnp.int32, step)  # counters of this step
         iu = i.astype(jnp.uint32)
         words = sampling.philox4x32(k0, k1, iu, stream_hi, 0, 0)
@@ -80,21 +80,23 @@ def _kernel(key_ref, entry_ref, t_ref, out_ref, *, k: int, quarter: int, counter
                 seen = seen | (valid & (frac == cut)).astype(jnp.int32)
             g = jnp.where(valid, cell >> 2, n_groups)
             one = jnp.left_shift(jnp.uint32(1), (8 * (cell & 3)).astype(jnp.uint32))
-            acc = acc + jnp.where(g[:, None] == groups, one[:, None], jnp.uint32(0))
-        return acc, seen
+            for gi in range(n_groups):  # one vector per group: elementwise, no layout changes
+                acc[gi] = acc[gi] + jnp.where(g == gi, one, jnp.uint32(0))
+        return tuple(acc), seen
 
     def tally(exact: bool):
-        init = (jnp.zeros((step, n_groups), jnp.uint32), jnp.zeros(step, jnp.int32))
+        init = (tuple(jnp.zeros(step, jnp.uint32) for _ in range(n_groups)), jnp.zeros(step, jnp.int32))
         return lax.fori_loop(jnp.int32(0), jnp.int32(counters // step),
                              functools.partial(body, exact=exact), init)
 
-    # Per (lane, group) byte counters, kept in registers over the program's steps (no exchange
-    # between threads until the end): each step adds at most 4 to a byte, 4 * steps < 256. A
-    # program that met an ambiguous draw (one in about 4000) tallies again, every draw exact.
-    packed, seen = tally(exact=False)
-    packed = lax.cond(jnp.sum(seen) > 0, lambda p: tally(exact=True)[0], lambda p: p, packed)
-    for o in range(4):
-        out_ref[:, o] = jnp.sum(((packed >> np.uint32(8 * o)) & np.uint32(0xFF)).astype(jnp.int32), axis=0)
+    # Per (group, lane) byte counters, kept in registers over the program's steps: each step
+    # adds at most 4 to a byte, 4 * steps < 256. A program that met an ambiguous draw (one in
+    # about 4000) tallies again, every draw exact. The words are written as they are (no exchange
+    # between threads at all) and unpacked outside.
+    acc, seen = tally(exact=False)
+    acc = lax.cond(jnp.sum(seen) > 0, lambda a: tally(exact=True)[0], lambda a: a, acc)
+    for gi in range(n_groups):
+        out_ref[gi, :] = acc[gi]
 
 
 def chunk_counts(pkeys, n_valid, entry, t, block_pulses: int, n_cells: int, stream_hi: int, stream_lo: int,
@@ -120,7 +122,8 @@ def chunk_counts(pkeys, n_valid, entry, t, block_pulses: int, n_cells: int, stre
     quarter = block_pulses // 4
     n_col = int(entry.shape[-1])
     k = n_col.bit_length() - 1
-    n_groups = 1 << max(0, ((n_cells + 3) // 4 - 1).bit_length())  # a power of two >= the groups
+    n_groups = (n_cells + 3) // 4
+    rows = 1 << (n_groups - 1).bit_length()  # the output block's rows: a power of two (Triton)
     n_blocks = pkeys.shape[0]
     programs = quarter // counters
     head = jnp.concatenate([pkeys.astype(jnp.uint32), jnp.asarray(n_valid).astype(jnp.uint32)[:, None],
@@ -132,16 +135,18 @@ def chunk_counts(pkeys, n_valid, entry, t, block_pulses: int, n_cells: int, stre
         from jax.experimental.pallas import triton as pltr
 
         triton_params = getattr(pltr, "CompilerParams", None) or pltr.TritonCompilerParams  # older JAX
-        params["compiler_params"] = triton_params(num_warps=4, num_stages=1)
-    out = pl.pallas_call(
+        params["compiler_params"] = triton_params(num_warps=step // 32, num_stages=1)
+    packed = pl.pallas_call(
         kernel,
-        out_shape=jax.ShapeDtypeStruct((n_blocks, programs, n_groups, 4), jnp.int32),
+        out_shape=jax.ShapeDtypeStruct((n_blocks, programs, rows, step), jnp.uint32),
         grid=(n_blocks, programs),
         in_specs=[pl.BlockSpec((None, 4), lambda b, p: (b, 0)),
                   pl.BlockSpec((n_col,), lambda b, p: (0,)),
                   pl.BlockSpec((n_col,), lambda b, p: (0,))],
-        out_specs=pl.BlockSpec((None, None, n_groups, 4), lambda b, p: (b, p, 0, 0)),
+        out_specs=pl.BlockSpec((None, None, rows, step), lambda b, p: (b, p, 0, 0)),
         interpret=interpret,
         **params,
-    )(head, entry, t.astype(jnp.int64))
-    return jnp.sum(out, axis=(0, 1), dtype=jnp.int32).ravel()[:n_cells]
+    )(head, entry, t.astype(jnp.int64))[:, :, :n_groups]  # rows past n_groups are never written
+    shifts = (jnp.arange(4, dtype=jnp.uint32) * np.uint32(8)).reshape(1, 1, 1, 1, 4)
+    counts = (packed[..., None] >> shifts) & np.uint32(0xFF)  # (B, P, groups, lanes, outcome)
+    return jnp.sum(counts.astype(jnp.int32), axis=(0, 1, 3)).ravel()[:n_cells]
