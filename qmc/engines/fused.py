@@ -10,10 +10,12 @@ held in registers: each of the step's 128 lanes has one 32-bit word per group of
 cell ``4 g + o`` (class g, outcome o) adds ``1 << 8 o`` to its lane's word of group g. A pulse
 costs one compare-and-add per group (a quarter of the cells), and no thread exchanges anything:
 each program writes its lanes' words (1.5 bytes per pulse) and XLA unpacks and sums them. A byte
-never carries, as a lane gets at most 4 pulses a step and a program has 16 steps (64 < 256). The rare ambiguous draws (the alias cut's upper bits equal, 2**(k - 32) per pulse) are
-resolved in the kernel with the same second word and exact comparison as
-:func:`sampling.alias_exact`: a program that met one tallies its pulses again, all exactly (one
-program in about 4000 at 96 cells).
+never carries, as a lane gets at most 4 pulses a step and a program has 16 steps (64 < 256).
+The rare ambiguous draws (the alias cut's upper bits equal, 2**(k - 32) per pulse) are resolved
+in the kernel by :func:`sampling.alias_exact` with the same second word: a program that met one
+tallies its pulses again, all exactly (one program in about 4000 at 96 cells). The kernel calls
+the same :func:`sampling.philox4x32`, :func:`sampling.alias_draw` and
+:func:`sampling.alias_exact` as the XLA path (the table refs are indexed like arrays).
 
 The cells are those of ``pulse._cells_fast``, word for word, so the counts equal the XLA path's
 bit for bit (tested in interpret mode, which runs the kernel on any backend, slowly). Pallas is
@@ -50,13 +52,12 @@ def counters_per_program(block_pulses: int) -> tuple[int, int]:
     return c, min(_STEP, c)
 
 
-def _kernel(key_ref, entry_ref, t_ref, out_ref, *, k: int, quarter: int, counters: int, step: int,
+def _kernel(key_ref, entry_ref, t_ref, out_ref, *, quarter: int, counters: int, step: int,
             n_groups: int, stream_hi: int, stream_lo: int):
     from jax.experimental import pallas as pl
 
     k0, k1, n_valid = key_ref[0], key_ref[1], key_ref[2].astype(jnp.int32)
     first = pl.program_id(1) * counters
-    n_col = 1 << k
 
     def body(s, carry, exact: bool):
         acc, seen = carry
@@ -66,18 +67,12 @@ def _kernel(key_ref, entry_ref, t_ref, out_ref, *, k: int, quarter: int, counter
         words = sampling.philox4x32(k0, k1, iu, stream_hi, 0, 0)
         lows = sampling.philox4x32(k0, k1, iu, stream_lo, 0, 0) if exact else words
         for j, (w, w_lo) in enumerate(zip(words, lows)):
-            col = (w >> np.uint32(32 - k)).astype(jnp.int32)
-            frac = w & np.uint32((1 << (32 - k)) - 1)
-            e = entry_ref[col]
-            cut = e >> np.uint32(k)
-            alias = (e & np.uint32(n_col - 1)).astype(jnp.int32)
-            cell = jnp.where(frac < cut, col, alias)
+            cell, amb = sampling.alias_draw(w, entry_ref)  # the refs are read like arrays
             valid = j * quarter + i < n_valid  # pulse positions past n_pulses are not counted
-            if exact:  # alias_exact for the draws whose cut's upper bits tie
-                u = (frac.astype(jnp.int64) << 31) | (w_lo >> np.uint32(1)).astype(jnp.int64)
-                cell = jnp.where(frac == cut, jnp.where(u < t_ref[col], col, alias), cell)
+            if exact:
+                cell = jnp.where(amb, sampling.alias_exact(w, w_lo, entry_ref, t_ref), cell)
             else:
-                seen = seen | (valid & (frac == cut)).astype(jnp.int32)
+                seen = seen | (valid & amb).astype(jnp.int32)
             g = jnp.where(valid, cell >> 2, n_groups)
             one = jnp.left_shift(jnp.uint32(1), (8 * (cell & 3)).astype(jnp.uint32))
             for gi in range(n_groups):  # one vector per group: elementwise, no layout changes
@@ -121,14 +116,13 @@ def chunk_counts(pkeys, n_valid, entry, t, block_pulses: int, n_cells: int, stre
     assert 4 * (counters // step) < 256, "a byte counter could carry"
     quarter = block_pulses // 4
     n_col = int(entry.shape[-1])
-    k = n_col.bit_length() - 1
     n_groups = (n_cells + 3) // 4
     rows = 1 << (n_groups - 1).bit_length()  # the output block's rows: a power of two (Triton)
     n_blocks = pkeys.shape[0]
     programs = quarter // counters
     head = jnp.concatenate([pkeys.astype(jnp.uint32), jnp.asarray(n_valid).astype(jnp.uint32)[:, None],
                             jnp.zeros((n_blocks, 1), jnp.uint32)], axis=1)  # (B, 4): k0, k1, n_valid, 0
-    kernel = functools.partial(_kernel, k=k, quarter=quarter, counters=counters, step=step,
+    kernel = functools.partial(_kernel, quarter=quarter, counters=counters, step=step,
                                n_groups=n_groups, stream_hi=stream_hi, stream_lo=stream_lo)
     params = {}
     if not interpret:

@@ -561,10 +561,10 @@ _FINISH_TRIES = 4
 def _btrs_finish(pkey, stream, lane, lane2, nb, qb, k_out, tries_done: int):
     """Propose again for the elements still NaN until none is left.
 
-    Each outer pass compacts up to ``buf`` (1/8 of the batch) rejected elements (``nonzero``) and
-    loops on that buffer alone until all of it is accepted, then scatters back (one pass unless
-    more than ``buf`` were rejected). Every element proposes with its own counters, so its value does not depend on
-    ``buf`` or on the other elements.
+    Each outer pass compacts up to ``buf`` (1/8 of the batch) rejected elements
+    (:func:`first_true`) and loops on that buffer alone until all of it is accepted, then scatters
+    back (one pass unless more than ``buf`` were rejected). Every element proposes with its own
+    counters, so its value does not depend on ``buf`` or on the other elements.
     """
     size = k_out.shape[0]
     buf = max(min(size, 64), size // _FINISH_FRACTION)
