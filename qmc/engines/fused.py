@@ -126,8 +126,12 @@ def chunk_counts(pkeys, n_valid, entry, t, block_pulses: int, n_cells: int, stre
                                n_groups=n_groups, stream_hi=stream_hi, stream_lo=stream_lo)
     params = {}
     if not interpret:
-        from jax.experimental.pallas import triton as pltr
-
+        try:  # deprecated in JAX 0.11 in favour of Mosaic GPU, to be removed in a later release
+            from jax.experimental.pallas import triton as pltr
+        except ImportError as e:
+            raise NotImplementedError(
+                f"methods=(..., 'fused') needs Pallas's Triton backend, which jax {jax.__version__} lacks; "
+                "use one of the XLA histogram methods (sampling.HISTOGRAM_METHODS)") from e
         triton_params = getattr(pltr, "CompilerParams", None) or pltr.TritonCompilerParams  # older JAX
         params["compiler_params"] = triton_params(num_warps=step // 32, num_stages=1)
     packed = pl.pallas_call(
