@@ -12,6 +12,7 @@ methods are printed last as ``best_methods=CATEGORICAL,HISTOGRAM`` for the bench
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import statistics
@@ -23,7 +24,7 @@ import numpy as np
 
 import qmc  # noqa: F401  (float64)
 from qmc.bench_streams import correlated_detector
-from qmc.engines import sampling
+from qmc.engines import fused, sampling
 from qmc.engines.block import sample_sessions
 from qmc.engines.pulse import simulate
 from qmc.engines.streams import simulate_streams
@@ -47,6 +48,22 @@ def timed(fn, n0: int, n_max: int, target_s: float = 0.5, reps: int = 3):
         jax.block_until_ready(fn(n))
         walls.append(time.perf_counter() - t)
     return first_s, first, statistics.median(walls), n
+
+
+@contextlib.contextmanager
+def patched(module, values: dict):
+    """Module constants set to ``values`` for the block (they are read when tracing, so the caches
+    are cleared on the way in and out), then restored."""
+    saved = {name: getattr(module, name) for name in values}
+    try:
+        for name, value in values.items():
+            setattr(module, name, value)
+        jax.clear_caches()
+        yield
+    finally:
+        for name, value in saved.items():
+            setattr(module, name, value)
+        jax.clear_caches()
 
 
 def generator_ceiling(n_words: int = 2**32, chunk: int = 2**24, impl: str = "philox"):
@@ -132,6 +149,29 @@ def main() -> None:
             print(rows[-1], flush=True)
         except Exception as e:  # noqa: BLE001
             print("fast", methods, chunk, "failed:", repr(e)[:300], flush=True)
+    # The fused kernel's shape (speed only: every shape must give the reference tally): more work
+    # per program, 2 or 4 lanes per thread (independent work for each thread between memory
+    # reads: issue #5's "larger work per thread"), 8 warps, more programs per chunk.
+    shapes = [("fused, 4096 counters", {"_COUNTERS": 4096}),
+              ("fused, 1024 counters", {"_COUNTERS": 1024}),
+              ("fused, 2 lanes/thread", {"_STEP": 256, "_COUNTERS": 4096}),
+              ("fused, 4 lanes/thread", {"_STEP": 512, "_COUNTERS": 8192}),
+              ("fused, 8 warps", {"_STEP": 256, "_WARPS": 8, "_COUNTERS": 4096})]
+    for what, patch in [] if args.smoke else shapes:
+        if over_budget():
+            continue
+        try:
+            with patched(fused, patch):
+                fn = lambda n: simulate(key, link, protocol, jnp.int64(n), path="fast", chunk=2**24,  # noqa: E731
+                                        methods=("search_top", "fused"))
+                first_s, t0, wall, n = timed(fn, 2**26, 2**34)
+            same = ref is not None and np.array_equal(np.asarray(t0.counts), ref)
+            rows.append((what, "search_top/fused", 2**24, n / wall, first_s, same))
+            out[what.replace(" ", "_").replace(",", "").replace("/", "_per_")] = n / wall
+            print(rows[-1], flush=True)
+        except Exception as e:  # noqa: BLE001
+            print(what, "failed:", repr(e)[:300], flush=True)
+
     cheap = best[1] or ("search_top", "onehot8")
     cheap_xla = best_xla[1] or ("search_top", "onehot8")  # the other engines have no fused kernel
 
@@ -195,20 +235,17 @@ def main() -> None:
         n_sessions //= shrink
         if over_budget():
             continue
-        saved = {name: getattr(sampling, name) for name in patch}
         try:
-            for name, value in patch.items():
-                setattr(sampling, name, value)
-            jax.clear_caches()  # the patched module values are read when tracing
-            fn = jax.jit(lambda k, s=n_sessions: sample_sessions(k, link, protocol, 10**9, s, True))
-            t = time.perf_counter()
-            first = jax.block_until_ready(fn(key))
-            first_s = time.perf_counter() - t
-            walls = []
-            for i in range(3):
+            with patched(sampling, patch):
+                fn = jax.jit(lambda k, s=n_sessions: sample_sessions(k, link, protocol, 10**9, s, True))
                 t = time.perf_counter()
-                jax.block_until_ready(fn(jax.random.key(i + 1)))
-                walls.append(time.perf_counter() - t)
+                first = jax.block_until_ready(fn(key))
+                first_s = time.perf_counter() - t
+                walls = []
+                for i in range(3):
+                    t = time.perf_counter()
+                    jax.block_until_ready(fn(jax.random.key(i + 1)))
+                    walls.append(time.perf_counter() - t)
             rate = n_sessions / statistics.median(walls)
             counts = np.asarray(first.counts)
             same = bool(np.array_equal(counts, block_ref.setdefault(n_sessions, counts)))
@@ -217,10 +254,6 @@ def main() -> None:
             print(rows[-1], flush=True)
         except Exception as e:  # noqa: BLE001
             print(what, n_sessions, "failed:", repr(e)[:300], flush=True)
-        finally:
-            for name, value in saved.items():
-                setattr(sampling, name, value)
-    jax.clear_caches()
 
     print(f"\n{'what':24s} {'methods':16s} {'chunk':>10s} {'per s':>10s} {'first s':>8s} same")
     for what, m, c, rate, first_s, same in rows:

@@ -41,6 +41,23 @@ def test_fused_kernel_equals_the_fast_path(photon_counts):
         np.testing.assert_array_equal(np.asarray(got.photon_counts), np.asarray(ref.photon_counts))
 
 
+@pytest.mark.parametrize("shape", [{"_STEP": 256, "_COUNTERS": 4096},  # 2 lanes per thread, 16 steps
+                                   {"_STEP": 64, "_COUNTERS": 1024, "_WARPS": 2}])  # 16 steps of 64
+def test_fused_kernel_shape_changes_no_count(monkeypatch, shape):
+    """The program's shape (lanes, counters per program, warps) is speed only: the counts stay the
+    XLA path's (a 2**14 block: 4096 counters, so 1 and 4 programs per block)."""
+    block = 2**14
+    link, key, n = gys_link(0.0), jax.random.key(5), jnp.int64(2 * block - 77)
+    ref = simulate(key, link, PROTO, n, path="fast", chunk=2 * block, block_pulses=block,
+                   methods=("compare", "scatter"))
+    for name, value in shape.items():
+        monkeypatch.setattr(fused, name, value)
+    assert fused.counters_per_program(block) == (shape["_COUNTERS"], shape["_STEP"])
+    got = simulate(key, link, PROTO, n, path="fast", chunk=2 * block, block_pulses=block,
+                   methods=("compare", "fused"))
+    np.testing.assert_array_equal(np.asarray(got.counts), np.asarray(ref.counts))
+
+
 def test_fused_kernel_resolves_ambiguous_draws_exactly():
     """Philox key (7, 3296) draws, at pulse 6478 of a 2**14-pulse block, a word whose bits tie with
     its alias column's cut (one pulse in 2**25): the one-word cell (16) is wrong, the exact one
@@ -59,10 +76,14 @@ def test_fused_kernel_resolves_ambiguous_draws_exactly():
         np.testing.assert_array_equal(np.asarray(got), np.bincount(cells[:n_valid], minlength=96))
 
 
-def test_fused_kernel_lowers_to_triton_for_a_gpu():
+@pytest.mark.parametrize("shape", [{}, {"_STEP": 512, "_COUNTERS": 8192}, {"_STEP": 256, "_WARPS": 8, "_COUNTERS": 4096}])
+def test_fused_kernel_lowers_to_triton_for_a_gpu(monkeypatch, shape):
     """The kernel is written in the subset of JAX that Pallas lowers to Triton (checked here by
-    lowering for CUDA without a GPU: an unsupported operation fails here, not on the GPU)."""
+    lowering for CUDA without a GPU: an unsupported operation fails here, not on the GPU); so are
+    the shapes that scripts/gpu_variants.py times."""
     pytest.importorskip("jax.experimental.pallas.triton")
+    for name, value in shape.items():
+        monkeypatch.setattr(fused, name, value)
     entry, cut = _tables()
     block = 2**20
 
@@ -79,11 +100,15 @@ def test_fused_kernel_lowers_to_triton_for_a_gpu():
     with target:
         text = jax.jit(counts).trace(*args).lower(lowering_platforms=("cuda",)).as_text()
     assert "triton" in text
+    assert f"num_warps = {shape.get('_WARPS', 4)} " in text  # the launch the variants time
 
 
-def test_fused_kernel_rejects_what_it_cannot_draw():
+def test_fused_kernel_rejects_what_it_cannot_draw(monkeypatch):
     with pytest.raises(ValueError, match="block_pulses = 1000"):
         fused.counters_per_program(1000)
+    monkeypatch.setattr(fused, "_COUNTERS", 8192)  # 64 steps of 128: up to 256 pulses in a byte
+    with pytest.raises(ValueError, match="could carry"):
+        fused.counters_per_program(2**20)
     with pytest.raises(ValueError, match="fused"):
         simulate(jax.random.key(0), gys_link(10.0), PROTO, jnp.int64(100), path="physical", chunk=2**12,
                  block_pulses=2**12, methods=("compare", "fused"))

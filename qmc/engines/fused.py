@@ -35,9 +35,11 @@ from qmc.engines import sampling
 
 __all__ = ["chunk_counts", "counters_per_program"]
 
-_STEP = 128  # counters per step: the lanes of a program's vectors (4 warps of 32 threads)
+_STEP = 128  # counters per step: the lanes of a program's vectors
+_WARPS = 4  # warps of 32 threads per program: one lane per thread at 128 lanes
 _COUNTERS = 2048  # counters per program (8192 pulses): enough programs per chunk to fill a GPU,
 # few enough steps (16) that a byte counter, at most 4 pulses a step, stays below 256
+# (These three change only the speed, never a count: scripts/gpu_variants.py times other values.)
 
 
 def counters_per_program(block_pulses: int) -> tuple[int, int]:
@@ -49,7 +51,10 @@ def counters_per_program(block_pulses: int) -> tuple[int, int]:
         c //= 2
     if c < 16:
         raise ValueError(f"block_pulses = {block_pulses}: the fused kernel needs a multiple of 64")
-    return c, min(_STEP, c)
+    step = min(_STEP, c)
+    if 4 * (c // step) >= 256:  # a lane's byte counter gets at most 4 pulses a step
+        raise ValueError(f"{c // step} steps of {step} counters per program: a byte counter could carry (at most 63)")
+    return c, step
 
 
 def _kernel(key_ref, entry_ref, t_ref, out_ref, *, quarter: int, counters: int, step: int,
@@ -113,7 +118,6 @@ def chunk_counts(pkeys, n_valid, entry, t, block_pulses: int, n_cells: int, stre
     if interpret is None:
         interpret = jax.default_backend() != "gpu"
     counters, step = counters_per_program(block_pulses)
-    assert 4 * (counters // step) < 256, "a byte counter could carry"
     quarter = block_pulses // 4
     n_col = int(entry.shape[-1])
     n_groups = (n_cells + 3) // 4
@@ -133,7 +137,7 @@ def chunk_counts(pkeys, n_valid, entry, t, block_pulses: int, n_cells: int, stre
                 f"methods=(..., 'fused') needs Pallas's Triton backend, which jax {jax.__version__} lacks; "
                 "use one of the XLA histogram methods (sampling.HISTOGRAM_METHODS)") from e
         triton_params = getattr(pltr, "CompilerParams", None) or pltr.TritonCompilerParams  # older JAX
-        params["compiler_params"] = triton_params(num_warps=step // 32, num_stages=1)
+        params["compiler_params"] = triton_params(num_warps=_WARPS, num_stages=1)
     packed = pl.pallas_call(
         kernel,
         out_shape=jax.ShapeDtypeStruct((n_blocks, programs, rows, step), jnp.uint32),
