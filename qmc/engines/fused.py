@@ -10,7 +10,8 @@ held in registers: each of the step's 128 lanes has one 32-bit word per group of
 cell ``4 g + o`` (class g, outcome o) adds ``1 << 8 o`` to its lane's word of group g. A pulse
 costs one compare-and-add per group (a quarter of the cells), and no thread exchanges anything:
 each program writes its lanes' words (1.5 bytes per pulse) and XLA unpacks and sums them. A byte
-never carries, as a lane gets at most 4 pulses a step and a program has 16 steps (64 < 256).
+never carries: a lane gets at most 4 pulses a step, and a program has 16 steps (64 < 256; other
+shapes: :func:`counters_per_program` refuses 64 steps or more).
 The rare ambiguous draws (the alias cut's upper bits equal, 2**(k - 32) per pulse) are resolved
 in the kernel by :func:`sampling.alias_exact` with the same second word: a program that met one
 tallies its pulses again, all exactly (one program in about 4000 at 96 cells). The kernel calls
