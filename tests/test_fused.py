@@ -10,7 +10,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import qmc  # noqa: F401  (float64)
+import qmc
+from qmc._pytree import replace_path
 from qmc.engines import exact, fused, pulse, sampling
 from qmc.engines.pulse import simulate
 from qmc.mc_study import decoy_protocol, gys_link
@@ -112,6 +113,52 @@ def test_fused_kernel_rejects_what_it_cannot_draw(monkeypatch):
     with pytest.raises(ValueError, match="fused"):
         simulate(jax.random.key(0), gys_link(10.0), PROTO, jnp.int64(100), path="physical", chunk=2**12,
                  block_pulses=2**12, methods=("compare", "fused"))
+
+
+def test_fused_kernel_is_the_gpu_default_and_batches_under_vmap(monkeypatch):
+    """The fast path's default on a GPU (``pulse.fast_methods``), and what a sweep does with it:
+    ``vmap`` over links (Pallas's batching rule adds a grid axis), the same counts as the XLA path's."""
+    assert pulse.fast_methods(2**20, backend="gpu") == ("search_top", "fused")
+    assert pulse.fast_methods(2**20, backend="cpu") == sampling.kernel_methods("cpu")
+    assert pulse.fast_methods(100, backend="gpu") == sampling.kernel_methods("gpu")  # not a multiple of 64
+    monkeypatch.setattr(fused, "available", lambda: False)  # a JAX without Pallas's Triton backend
+    assert pulse.fast_methods(2**20, backend="gpu") == sampling.kernel_methods("gpu")
+    block, key = 2**12, jax.random.key(5)
+    lengths = jnp.asarray([0.0, 40.0, 120.0])
+
+    def sweep(methods):
+        def one(length):
+            link = replace_path(gys_link(0.0), "channel.length_km", length)
+            return simulate(key, link, PROTO, jnp.int64(2 * block + 77), path="fast", chunk=2 * block,
+                            block_pulses=block, methods=methods).counts
+        return np.asarray(jax.vmap(one)(lengths))
+
+    np.testing.assert_array_equal(sweep(("compare", "fused")), sweep(("compare", "scatter")))
+    engine = pulse.PulseEngine(n_pulses=2 * block + 77, chunk=2 * block, block_pulses=block,
+                               methods=("compare", "fused"))
+    qmc.validate(engine)
+    np.testing.assert_array_equal(np.asarray(engine.tally(key, gys_link(0.0), PROTO).counts),
+                                  sweep(("compare", "scatter"))[0])
+    with pytest.raises(qmc.ValidationError, match="methods"):
+        qmc.validate(pulse.PulseEngine(path="physical", methods=("compare", "fused")))
+
+
+@pytest.mark.gpu
+def test_fused_default_on_gpu_in_a_sweep():
+    """On the GPU the default kernels (the fused one) under ``vmap`` give the XLA path's tallies,
+    point by point. (The reference is the GPU's own XLA path: the alias tables of a link with loss
+    come from float64 transcendentals, which CPU and GPU may round differently.)"""
+    assert pulse.fast_methods() == ("search_top", "fused")
+    block = 2**16
+    key, n = jax.random.key(12), jnp.int64(5 * block + 999)
+    lengths = jnp.asarray([0.0, 25.0, 100.0])
+
+    def sweep(methods):
+        return np.asarray(jax.vmap(lambda length: simulate(
+            key, replace_path(gys_link(0.0), "channel.length_km", length), PROTO, n, path="fast",
+            chunk=4 * block, block_pulses=block, methods=methods).counts)(lengths))
+
+    np.testing.assert_array_equal(sweep(None), sweep(("search_top", "onehot8")))
 
 
 @pytest.mark.gpu

@@ -34,13 +34,23 @@ from jax import lax
 
 from qmc.engines import sampling
 
-__all__ = ["chunk_counts", "counters_per_program"]
+__all__ = ["available", "chunk_counts", "counters_per_program"]
 
 _STEP = 128  # counters per step: the lanes of a program's vectors
 _WARPS = 4  # warps of 32 threads per program: one lane per thread at 128 lanes
 _COUNTERS = 2048  # counters per program (8192 pulses): enough programs per chunk to fill a GPU,
 # few enough steps (16) that a byte counter, at most 4 pulses a step, stays below 256
 # (These three change only the speed, never a count: scripts/gpu_variants.py times other values.)
+
+
+def available() -> bool:
+    """Whether this JAX has Pallas's Triton backend, which the kernel needs on a GPU (deprecated in
+    JAX 0.11 in favour of Mosaic GPU, to be removed in a later release)."""
+    try:
+        from jax.experimental.pallas import triton  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def counters_per_program(block_pulses: int) -> tuple[int, int]:

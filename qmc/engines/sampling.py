@@ -554,19 +554,14 @@ _FINISH_FRACTION = 8
 # GPU, kernel launches and a device-to-host copy of the loop test (some 10 us): with one step per
 # iteration the inversion's walk up the pmf (to k ~ 30 for n p just below 10, in a batch of
 # millions) made ~30 such iterations per binomial. Unrolled steps are fused arithmetic instead.
-# The BTRS finish's tries are chosen by backend (``None``; an int overrides): each try is a whole
-# proposal for every element of the buffer, accepted ones included, so on a CPU, where a loop
-# test is cheap, 4 tries per iteration made the block engine 1.5x slower than 1 (2-core CPU, 2**16
-# and 2**18 sessions; the inversion's steps, 1 to 8, and a buffer of 1/8 or 1/32 made no
-# difference there). On a GPU 4 tries save loop tests (scripts/gpu_variants.py times 1 against it).
+# The BTRS finish makes one try per iteration on every backend: each try is a whole proposal for
+# every element of the buffer, accepted ones included, so on a CPU, where a loop test is cheap, 4
+# tries per iteration made the block engine 1.5x slower than 1 (2-core CPU, 2**16 and 2**18
+# sessions; the inversion's steps, 1 to 8, and a buffer of 1/8 or 1/32 made no difference there),
+# and on a GPU 1 try was no slower than 4 either (scripts/gpu_variants.py: 9.3e7 against 9.1e7
+# sessions/s on an H100, 1.00e8 against 9.4e7 on an H200; docs/benchmarks/).
 _INVERSION_STEPS = 8
-_FINISH_TRIES: int | None = None
-
-
-def _finish_tries() -> int:
-    if _FINISH_TRIES is not None:
-        return _FINISH_TRIES
-    return 1 if jax.default_backend() == "cpu" else 4
+_FINISH_TRIES = 1
 
 
 def _btrs_finish(pkey, stream, lane, lane2, nb, qb, k_out, tries_done: int):
@@ -582,7 +577,7 @@ def _btrs_finish(pkey, stream, lane, lane2, nb, qb, k_out, tries_done: int):
 
     def inner(carry):
         k, used, lane_b, lane2_b, nb_b, qb_b = carry
-        for _ in range(_finish_tries()):  # unrolled: one fused pass and one loop test per iteration
+        for _ in range(_FINISH_TRIES):  # unrolled: one fused pass and one loop test per iteration
             prop = _btrs_propose(pkey, used + 1, stream, lane_b, lane2_b, nb_b, qb_b, rolled=False)
             todo = jnp.isnan(k)
             k, used = jnp.where(todo, prop, k), used + todo.astype(jnp.uint32)
