@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One-shot GPU check (issue #5; about four minutes), run from the repository root on the GPU machine:
+# One-shot GPU check (issue #5; about three minutes on an H100), run from the repository root on the GPU machine:
 #   bash scripts/gpu_check.sh            (with qmc importable: pip install -e '.[cuda]' or PYTHONPATH=.)
 # 1. kernel variants of the engines, each checked to give the reference tally, timed
 #    (scripts/gpu_variants.py); 2. the benchmark with the fastest fast-path kernels (its table goes

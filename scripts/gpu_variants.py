@@ -121,10 +121,11 @@ def main() -> None:
         except Exception as e:  # noqa: BLE001  (a variant that fails must not stop the others)
             print(impl, "ceiling failed:", repr(e)[:300], flush=True)
 
-    # The fast path draws by alias lookup: only the histogram method varies. The default first
-    # (the reference), then the variants not yet measured on a GPU.
-    # "fused": draw and tally in one Pallas (Triton) kernel, qmc.engines.fused (on a CPU it runs in
-    # Pallas's interpreter, far too slowly for these chunks: --smoke leaves it out).
+    # The fast path draws by alias lookup: only the histogram method varies. onehot8 first (the
+    # reference tally: the other engines' GPU choice), then the others: "fused", the fast path's
+    # GPU default (pulse.fast_methods), draws and tallies in one Pallas (Triton) kernel,
+    # qmc.engines.fused (on a CPU it runs in Pallas's interpreter, far too slowly for these
+    # chunks: --smoke leaves it out).
     fast = [(("search_top", h), 2**24) for h in ("onehot8", "fused", "split", "split_rows", "onehot_rows", "matmul")]
     fast += [(("search_top", "fused"), 2**26), (("search_top", "split"), 2**26), (("search_top", "onehot"), 2**24)]
     if args.smoke:

