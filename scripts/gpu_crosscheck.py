@@ -1,11 +1,18 @@
-"""Where a GPU's fast-path tally departs from the CPU's (diagnostic; prints one line per case)."""
+"""Where a GPU's fast-path tally departs from the CPU's (diagnostic; one line per fiber length).
+
+For each length: the GPU's default kernels (the fused one) against its XLA tally, the GPU's XLA
+tally against the CPU's, and whether the two backends built the same alias table (its cuts come
+from float64 probabilities, which they may round differently). Run on a GPU machine:
+
+    PYTHONPATH=. python scripts/gpu_crosscheck.py
+"""
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 import qmc  # noqa: F401
 from qmc._pytree import replace_path
-from qmc.engines import exact, pulse, sampling
+from qmc.engines import exact, sampling
 from qmc.engines.pulse import simulate
 from qmc.mc_study import decoy_protocol, gys_link
 

@@ -74,7 +74,7 @@ def fast_methods(block_pulses: int = 2**20, backend: str | None = None) -> tuple
     On a GPU the fused Pallas kernel (:mod:`qmc.engines.fused`), where this JAX has Pallas's
     Triton backend and ``block_pulses`` is a multiple of 64; elsewhere, and for the other paths
     and engines, :func:`sampling.kernel_methods`. Every choice gives the same counts, bit for bit.
-    Measured on an H100 (``scripts/gpu_check.sh``, docs/benchmarks/h100_gpu_check_7.txt): the fused
+    Measured on an H100 (``scripts/gpu_check.sh``, docs/benchmarks/h100_2026-11-26.txt): the fused
     kernel 1.35e11 pulses/s, against 3.6e10 for the fastest XLA histogram and 2.7e10 for
     ``onehot8``, the other engines' GPU choice.
     """
