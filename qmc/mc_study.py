@@ -58,6 +58,7 @@ def decoy_bb84_mc_rows(
     *,
     path: str = "fast",
     chunk: int | None = None,
+    methods: tuple[str, str] | None = None,
     analysis: VacuumWeak | None = None,
     confidence: float = 0.95,
 ) -> list[dict]:
@@ -73,6 +74,7 @@ def decoy_bb84_mc_rows(
         n_pulses: emitted pulses per Monte Carlo point.
         path: pulse engine path, ``"fast"`` or ``"physical"``.
         chunk: pulse engine chunk (``None``: chosen for the device).
+        methods: pulse engine kernel methods (``None``: chosen for the device; speed only).
         analysis: observation-based analysis for the key rate (default ``VacuumWeak()``).
         confidence: of the intervals.
 
@@ -118,7 +120,7 @@ def decoy_bb84_mc_rows(
                     tally = BlockEngine(n_pulses=int(n_pulses), fast=True).tally(point_key, point, protocol)
                     used_path = "fast"
                 else:
-                    engine = PulseEngine(n_pulses=int(n_pulses), chunk=chunk, path=path)
+                    engine = PulseEngine(n_pulses=int(n_pulses), chunk=chunk, path=path, methods=methods)
                     validate(engine)
                     tally = engine.tally(point_key, point, protocol).sifted()
                     used_path = path
@@ -183,7 +185,7 @@ MC_COLUMNS = (
 def _run_decoy_bb84_mc(spec):
     """Registry adapter: one chunk per fiber length, so an interrupted run keeps finished lengths.
 
-    Reads ``sweep.length_km``, ``engine`` (``n_pulses``, ``path``, ``chunk``), ``mc.engines``,
+    Reads ``sweep.length_km``, ``engine`` (``n_pulses``, ``path``, ``chunk``, ``methods``), ``mc.engines``,
     ``mc.confidence``, ``analysis.variants`` (the first observation-based one; default vacuum +
     weak) and ``seed``. Every length gets its own key (``fold_in(seed key, length index)``).
     """
@@ -202,9 +204,10 @@ def _run_decoy_bb84_mc(spec):
             raise ValidationError(f"mc.engines: {name!r} is not one of {', '.join(ENGINES)}")
     n_pulses = int(float(engine.get("n_pulses", DEFAULT_N_PULSES)))
     path = str(engine.get("path", "fast"))
-    chunk = engine.get("chunk")
-    pulse = PulseEngine(n_pulses=n_pulses, chunk=None if chunk is None else int(chunk), path=path)
-    validate(pulse)  # a bad n_pulses / path / chunk stops here, before any compilation
+    chunk, methods = engine.get("chunk"), engine.get("methods")
+    pulse = PulseEngine(n_pulses=n_pulses, chunk=None if chunk is None else int(chunk), path=path,
+                        methods=None if methods is None else tuple(methods))
+    validate(pulse, "engine.")  # a bad n_pulses / path / chunk / methods stops here, before compiling
     variants = dict((spec.get("analysis") or {}).get("variants") or {})
     usable = [a for a in variants.values() if getattr(type(a), "uses_observations", False)]
     analysis = usable[0] if usable else VacuumWeak()
@@ -220,7 +223,7 @@ def _run_decoy_bb84_mc(spec):
         for i, length in enumerate(lengths):
             rows = decoy_bb84_mc_rows(
                 jax.random.fold_in(root, i), link, protocol, [float(length)], engines, n_pulses,
-                path=path, chunk=pulse.chunk, analysis=analysis, confidence=confidence,
+                path=path, chunk=pulse.chunk, methods=pulse.methods, analysis=analysis, confidence=confidence,
             )
             yield Chunk(rows, i, len(lengths))
 

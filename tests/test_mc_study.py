@@ -58,3 +58,24 @@ def test_figure_from_rows(name, tmp_path):
     rows = decoy_bb84_mc_rows(jax.random.key(0), lengths_km=[10.0], engines=("exact", "block"), n_pulses=10**6)
     fig = studies.get(name).figure(rows)
     assert len(fig.axes) == 2
+
+
+def test_engine_methods_from_the_config():
+    """``engine.methods`` reaches the pulse engine (the same counts as the device's choice: speed only),
+    and an unknown kernel is refused, naming the field, before anything compiles."""
+    import jax
+    import numpy as np
+
+    from qmc import ValidationError, cli
+    from qmc.mc_study import decoy_bb84_mc_rows
+
+    with initialize_config_module(config_module="qmc.conf", version_base="1.3"):
+        cfg = compose(config_name="config", overrides=["experiment=decoy_bb84_mc", "engine.methods=[compare,nope]"])
+    with pytest.raises(ValidationError, match=r"engine\.methods = .*must be None or \(categorical, histogram\)"):
+        cli.prepare(cfg)
+    go = lambda methods: decoy_bb84_mc_rows(jax.random.key(1), lengths_km=[20.0], engines=("pulse",),  # noqa: E731
+                                            n_pulses=2**16, chunk=2**20, methods=methods)
+    with pytest.raises(ValidationError, match="methods"):  # the rows' engine gets them too
+        go(("compare", "fused_typo"))
+    counts = [np.array([r["n_detected"] for r in go(m)]) for m in (None, ("search_top", "onehot8"))]
+    np.testing.assert_array_equal(counts[0], counts[1])

@@ -72,16 +72,21 @@ def fast_methods(block_pulses: int = 2**20, backend: str | None = None) -> tuple
     """The fast path's ``(categorical, histogram)`` kernel methods for a backend (default: JAX's).
 
     On a GPU the fused Pallas kernel (:mod:`qmc.engines.fused`), where this JAX has Pallas's
-    Triton backend and ``block_pulses`` is a multiple of 64; elsewhere, and for the other paths
+    Triton backend and the kernel can draw blocks of ``block_pulses`` (a multiple of 64,
+    :func:`fused.counters_per_program`); elsewhere, and for the other paths
     and engines, :func:`sampling.kernel_methods`. Every choice gives the same counts, bit for bit.
     Measured on an H100 (``scripts/gpu_check.sh``, docs/benchmarks/h100_2026-11-26.txt): the fused
     kernel 1.35e11 pulses/s, against 3.6e10 for the fastest XLA histogram and 2.7e10 for
     ``onehot8``, the other engines' GPU choice.
     """
     backend = jax.default_backend() if backend is None else backend
-    if backend == "gpu" and block_pulses % 64 == 0:
+    if backend == "gpu":
         from qmc.engines import fused
 
+        try:
+            fused.counters_per_program(block_pulses)
+        except ValueError:  # a block the kernel cannot split into programs: the XLA methods
+            return sampling.kernel_methods(backend)
         if fused.available():
             return ("search_top", FUSED)
     return sampling.kernel_methods(backend)
