@@ -1,7 +1,7 @@
 """The ``qmc`` and ``qmc-plot`` commands: Hydra configs -> qmc components -> a study -> a run folder.
 
 This is the only module of qmc that imports Hydra or OmegaConf. ``main`` composes the config
-(``qmc/conf``, shipped inside the package), builds every ``_target_`` after checking that it names
+(the repository's ``conf/``, shipped inside the wheel: :func:`qmc._paths.conf_dir`), builds every ``_target_`` after checking that it names
 a qmc component, validates the built objects (bad input stops the run with one line and exit
 status 2, before anything compiles), runs the study named by ``study`` from
 :data:`qmc.studies.STUDIES` and writes the run folder through :func:`qmc.studies.execute`.
@@ -32,9 +32,14 @@ from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-__all__ = ["main", "plot_main", "prepare", "build", "check_targets", "ConfigError", "COMPONENT_PACKAGES"]
+from qmc._paths import conf_dir
+
+__all__ = ["main", "plot_main", "compose", "prepare", "build", "check_targets", "ConfigError", "COMPONENT_PACKAGES",
+           "CONF_DIR"]
 
 log = logging.getLogger("qmc")
+
+CONF_DIR = str(conf_dir())  # the Hydra config tree (absolute: the command works from any folder)
 
 # A `_target_` may only name a public class or function defined in one of these packages: a
 # shared config file can build qmc components, never run arbitrary code (os.system, eval, ...).
@@ -189,6 +194,20 @@ def build(cfg: DictConfig) -> dict:
     return spec
 
 
+def compose(*overrides: str, config_name: str = "config") -> DictConfig:
+    """The config ``qmc <overrides>`` would run, composed without running anything.
+
+    Examples:
+        >>> cfg = compose("experiment=finite_lim2014", "sweep.length_km.values=[50]")
+        >>> study, spec, chunks = prepare(cfg)
+    """
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        return hydra_compose(config_name=config_name, overrides=list(overrides))
+
+
 def prepare(cfg: DictConfig):
     """Everything before the first compilation: look the study up, build, validate.
 
@@ -230,7 +249,7 @@ def _compilation_cache() -> None:
         log.warning("compilation cache off (%s): %s", path, err)
 
 
-@hydra.main(version_base="1.3", config_path="conf", config_name="config")
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
 def _run(cfg: DictConfig) -> None:
     os.environ.setdefault("MPLBACKEND", "Agg")
     for noisy in ("jax._src.xla_bridge", "matplotlib"):  # backend probing, font cache notices

@@ -10,19 +10,17 @@ import signal
 import subprocess
 import sys
 import time
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_module
 
 import qmc
 from qmc import cli, studies
 from qmc.results import read_metadata, read_results
 
 REPO = Path(__file__).resolve().parents[1]
-CONF = resources.files("qmc") / "conf"
+CONF = Path(cli.CONF_DIR)
 EXPERIMENTS = sorted(p.name[:-5] for p in (CONF / "experiment").iterdir() if p.name.endswith(".yaml"))
 SYSTEMS = sorted(p.name[:-5] for p in (CONF / "system").iterdir() if p.name.endswith(".yaml"))
 DETECTORS = sorted(p.name[:-5] for p in (CONF / "detector").iterdir() if p.name.endswith(".yaml"))
@@ -33,8 +31,7 @@ SHORT = ["sweep.length_km.values=[0,50,100]", "optimize.mu.num=40", "sweep.chunk
 
 
 def config(*overrides: str):
-    with initialize_config_module(config_module="qmc.conf", version_base="1.3"):
-        return compose(config_name="config", overrides=list(overrides))
+    return cli.compose(*overrides)
 
 
 def prepare(*overrides: str):
@@ -60,8 +57,8 @@ def qmc_command(*args: str, cwd: Path, env: dict | None = None, **kwargs):
 # ---------------------------------------------------------------------------------------------
 
 
-def test_config_tree_ships_inside_the_package():
-    assert (CONF / "config.yaml").is_file()
+def test_config_tree_is_the_repository_root_conf():
+    assert CONF == REPO / "conf" and (CONF / "config.yaml").is_file()
     assert {"decoy_bb84_gys", "decoy_bb84_snspd"} <= set(EXPERIMENTS)
     assert {"gys2004", "snspd_zadeh2017"} <= set(SYSTEMS)
 

@@ -17,7 +17,6 @@ from pathlib import Path
 import jax.random as jr
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_module
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy import stats
@@ -45,8 +44,7 @@ RATIO_GRID = ["sweep.length_km.values=[50,100,150]", "sweep.block_size.start=1e4
 
 
 def config(*overrides: str):
-    with initialize_config_module(config_module="qmc.conf", version_base="1.3"):
-        return compose(config_name="config", overrides=list(overrides))
+    return cli.compose(*overrides)
 
 
 def prepare(*overrides: str):

@@ -8,14 +8,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_module
 
-from qmc import studies
+from qmc import cli, studies
 
 
 def test_config_composes_and_study_is_registered():
-    with initialize_config_module(config_module="qmc.conf", version_base="1.3"):
-        cfg = compose(config_name="config", overrides=["experiment=decoy_bb84_mc"])
+    cfg = cli.compose("experiment=decoy_bb84_mc")
     assert cfg.study == "decoy_bb84_mc"
     assert cfg.detector.click_model == "threshold"
     assert list(cfg.protocol.intensities) == [0.48, 0.1, 0.0]
@@ -69,8 +67,7 @@ def test_engine_methods_from_the_config():
     from qmc import ValidationError, cli
     from qmc.mc_study import decoy_bb84_mc_rows
 
-    with initialize_config_module(config_module="qmc.conf", version_base="1.3"):
-        cfg = compose(config_name="config", overrides=["experiment=decoy_bb84_mc", "engine.methods=[compare,nope]"])
+    cfg = cli.compose("experiment=decoy_bb84_mc", "engine.methods=[compare,nope]")
     with pytest.raises(ValidationError, match=r"engine\.methods = .*must be None or \(categorical, histogram\)"):
         cli.prepare(cfg)
     go = lambda methods: decoy_bb84_mc_rows(jax.random.key(1), lengths_km=[20.0], engines=("pulse",),  # noqa: E731

@@ -14,7 +14,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_module
 
 import qmc
 from qmc import cli, optimize
@@ -368,8 +367,7 @@ def test_one_decoy_finite_key_optimum_beats_the_search():
 
 
 def _prepare(*overrides):
-    with initialize_config_module(config_module="qmc.conf", version_base="1.3"):
-        cfg = compose(config_name="config", overrides=["experiment=optimize_link", *overrides])
+    cfg = cli.compose("experiment=optimize_link", *overrides)
     return cli.prepare(cfg)
 
 
