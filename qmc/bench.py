@@ -25,7 +25,7 @@ import numpy as np
 import qmc  # noqa: F401  (enables float64)
 from qmc.engines import exact
 from qmc.engines.block import sample_sessions
-from qmc.engines.sampling import CATEGORICAL_METHODS, HISTOGRAM_METHODS, kernel_methods
+from qmc.random.histogram import CATEGORICAL_METHODS, HISTOGRAM_METHODS, kernel_methods
 from qmc.engines.pulse import FUSED, default_chunk, fast_methods, simulate
 from qmc.bench_streams import run_correlated
 from qmc.mc_study import decoy_protocol, gys_link
@@ -72,7 +72,7 @@ def run(quick: bool = False, methods: tuple[str, str] | None = None) -> dict:
 
     ``methods``: the pulse and stream engines' ``(categorical, histogram)`` kernel methods
     (default: :func:`qmc.engines.pulse.fast_methods` for the fast path, the fused kernel on a GPU,
-    and :func:`qmc.engines.sampling.kernel_methods` for the others; same numbers either way).
+    and :func:`qmc.engines.histogram.kernel_methods` for the others; same numbers either way).
     """
     reps = 3 if quick else 5
     on_cpu = jax.default_backend() == "cpu"

@@ -86,7 +86,7 @@ from qmc import optimize
 from qmc._pytree import pytree_dataclass, replace_path, static
 from qmc.analysis.finite import FINITE, PHASE_UNDEFINED
 from qmc.analysis.keyrate import REASONS
-from qmc.analysis.observations import Observations
+from qmc.engines.observations import Observations
 from qmc.channels import Fiber
 from qmc.detectors import ThresholdDetectors
 from qmc.engines import exact

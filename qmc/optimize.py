@@ -974,7 +974,7 @@ def check_block_engine(key, analysis, link, protocol, n_sessions: int = 1000):
         2**53, the block engine's limit, or the prediction has no key: then nothing is drawn and
         ``agrees`` is False).
     """
-    from qmc.analysis.observations import Observations
+    from qmc.engines.observations import Observations
     from qmc.engines.block import sample_sessions
 
     predicted = analysis.key_rate(link, protocol)

@@ -8,7 +8,7 @@ import jax
 import numpy as np
 
 import qmc  # noqa: F401
-from qmc.engines import sampling
+from qmc.random import binomial
 from qmc.engines.block import sample_sessions
 from qmc.mc_study import decoy_protocol, gys_link
 
@@ -16,7 +16,7 @@ link, protocol = gys_link(50.0), decoy_protocol()
 print(jax.devices()[0].device_kind, jax.__version__, flush=True)
 ref = {}
 for fraction in (8, 32, 128):  # noqa: B007
-    sampling._FINISH_FRACTION = fraction
+    binomial._FINISH_FRACTION = fraction
     jax.clear_caches()
     for s in (2**22, 2**23):
         f = lambda k, s=s: jax.block_until_ready(sample_sessions(k, link, protocol, 10**9, s, True))

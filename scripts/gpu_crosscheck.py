@@ -12,7 +12,8 @@ import numpy as np
 
 import qmc  # noqa: F401
 from qmc._pytree import replace_path
-from qmc.engines import exact, sampling
+from qmc.engines import exact
+from qmc.random import tables
 from qmc.engines.pulse import simulate
 from qmc.mc_study import decoy_protocol, gys_link
 
@@ -23,7 +24,7 @@ for length in (0.0, 25.0, 100.0):
     link = replace_path(gys_link(0.0), "channel.length_km", length)
     go = lambda m: np.asarray(simulate(key, link, PROTO, n, path="fast", chunk=4 * block, block_pulses=block,  # noqa: E731
                                        methods=m).counts)
-    table = lambda: [np.asarray(a) for a in sampling.alias_table(  # noqa: E731
+    table = lambda: [np.asarray(a) for a in tables.alias_table(  # noqa: E731
         (PROTO.class_probabilities()[..., None] * exact.outcome_table(link, PROTO)).ravel())]
     g_fused, g_xla, g_tab = go(None), go(("search_top", "onehot8")), table()
     with jax.default_device(cpu):

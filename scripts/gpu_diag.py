@@ -19,7 +19,8 @@ import numpy as np
 
 import qmc  # noqa: F401
 from qmc.bench_streams import correlated_detector
-from qmc.engines import exact, sampling
+from qmc.engines import exact
+from qmc.random import histogram, philox, tables
 from qmc.engines.block import sample_sessions
 from qmc.engines.pulse import simulate
 from qmc.engines.streams import simulate_streams
@@ -45,8 +46,8 @@ def main():
     key = jax.random.key(0)
     link, protocol = gys_link(50.0), decoy_protocol()
     joint = protocol.class_probabilities()[..., None] * exact.outcome_table(link, protocol)
-    t_hi, _ = sampling.thresholds64(joint.ravel())
-    alias_entry, _ = sampling.alias_table(joint.ravel())
+    t_hi, _ = tables.thresholds64(joint.ravel())
+    alias_entry, _ = tables.alias_table(joint.ravel())
     n_cells = joint.size
     chunk = 2**24 // sh
     reps_in = 16  # chunks per timed call (a fori_loop), so launches and syncs are amortized
@@ -60,17 +61,17 @@ def main():
         return f
 
     def words(c):
-        return sampling.words(pkey, chunk, c.astype(jnp.uint32))
+        return philox.words(pkey, chunk, c.astype(jnp.uint32))
 
     for name, body in [
         ("philox only", lambda c, t: jnp.zeros(n_cells, jnp.int32).at[0].set(
             jnp.bitwise_xor.reduce(words(c)).astype(jnp.int32))),
         ("philox+search64 (sum)", lambda c, t: jnp.zeros(n_cells, jnp.int32).at[0].set(
-            jnp.sum(sampling.categorical(words(c), t, "search64")[0]))),
+            jnp.sum(tables.categorical(words(c), t, "search64")[0]))),
         ("philox+search32 (sum)", lambda c, t: jnp.zeros(n_cells, jnp.int32).at[0].set(
-            jnp.sum(sampling.categorical(words(c), t, "search")[0]))),
+            jnp.sum(tables.categorical(words(c), t, "search")[0]))),
         ("philox+alias (sum)", lambda c, t: jnp.zeros(n_cells, jnp.int32).at[0].set(
-            jnp.sum(sampling.alias_draw(words(c), alias_entry)[0]))),
+            jnp.sum(tables.alias_draw(words(c), alias_entry)[0]))),
         ("philox+cumulative (no cells)", lambda c, t: jnp.concatenate([jnp.sum(
             lax_barrier(words(c))[:, None] >= jnp.minimum(t, 0xFFFFFFFF).astype(jnp.uint32)[None, :],
             axis=0, dtype=jnp.int32), jnp.zeros(1, jnp.int32)])),
@@ -84,9 +85,9 @@ def main():
             print(name, "failed", repr(e)[:300], flush=True)
 
     cells = jax.random.randint(jax.random.key(1), (chunk,), 0, n_cells + 1).astype(jnp.int32)
-    for m in sampling.HISTOGRAM_METHODS[1:]:
+    for m in histogram.HISTOGRAM_METHODS[1:]:
         try:
-            f = loop(lambda c, t, m=m: sampling.histogram(cells + (c % 2) * 0, n_cells, m))
+            f = loop(lambda c, t, m=m: histogram.histogram(cells + (c % 2) * 0, n_cells, m))
             w = med(lambda: f(t_hi))
             rows.append((f"histogram {m} alone", reps_in * chunk / w))
             print(rows[-1], flush=True)

@@ -25,7 +25,8 @@ import numpy as np
 import qmc  # noqa: F401  (float64)
 from qmc._pytree import replace_path
 from qmc.bench_streams import correlated_detector
-from qmc.engines import fused, sampling
+from qmc.engines import fused
+from qmc.random import binomial, philox
 from qmc.engines.block import sample_sessions
 from qmc.engines.pulse import simulate
 from qmc.engines.streams import simulate_streams
@@ -70,7 +71,7 @@ def patched(module, values: dict):
 def generator_ceiling(n_words: int = 2**32, chunk: int = 2**24, impl: str = "philox"):
     """Words per second of a bare generator (a sum of all words, so nothing is stored).
 
-    ``impl="philox"``: the engines' own Philox-4x32 (:func:`qmc.engines.sampling.words`);
+    ``impl="philox"``: the engines' own Philox-4x32 (:func:`qmc.engines.philox.words`);
     ``"rbg"``: XLA's RngBitGenerator through ``jax.random.key(..., impl="rbg")``, which issue #5
     suggested trying. The engines keep Philox whatever this shows: JAX documents rbg's stream as
     not identical across CPU/GPU/TPU and not exact under ``vmap`` over keys (the ``jax.random``
@@ -87,7 +88,7 @@ def generator_ceiling(n_words: int = 2**32, chunk: int = 2**24, impl: str = "phi
             if impl == "rbg":
                 w = jax.random.bits(jax.random.fold_in(rkey, c), (chunk,), jnp.uint32)
             else:
-                w = sampling.words(pkey, chunk, c.astype(jnp.uint32))
+                w = philox.words(pkey, chunk, c.astype(jnp.uint32))
             return acc ^ jnp.bitwise_xor.reduce(w)
         return jax.lax.fori_loop(0, n // chunk, body, jnp.uint32(0))
 
@@ -268,7 +269,7 @@ def main() -> None:
         if over_budget():
             continue
         try:
-            with patched(sampling, patch):
+            with patched(binomial, patch):
                 fn = jax.jit(lambda k, s=n_sessions: sample_sessions(k, link, protocol, 10**9, s, True))
                 t = time.perf_counter()
                 first = jax.block_until_ready(fn(key))

@@ -12,9 +12,10 @@ from hypothesis import strategies as st_h
 
 import qmc
 import reference as ref
-from qmc.engines import exact, sampling
+from qmc.engines import exact
+from qmc.random import binomial, compact, philox
 from qmc.engines.block import BlockEngine, sample_sessions
-from qmc.engines.tally import sifted_probabilities
+from qmc.engines.exact import sifted_probabilities
 
 Z = 5.0
 SESSIONS = 2000  # one session count throughout: n_sessions is static, each new one compiles
@@ -43,7 +44,7 @@ LANES = jnp.arange(SIZE, dtype=jnp.uint32)
 
 @jax.jit
 def _binomial_draws(key, n, p):
-    return sampling.binomial(sampling.philox_key(key, 1), 0, n, p, LANES)
+    return binomial.binomial(philox.philox_key(key, 1), 0, n, p, LANES)
 
 
 @pytest.mark.parametrize(
@@ -79,7 +80,7 @@ def test_first_true_is_nonzero(mask, size):
     m = jnp.asarray(mask)
     expected = np.flatnonzero(mask)[:size]
     expected = np.concatenate([expected, np.full(size - expected.size, len(mask))])
-    np.testing.assert_array_equal(sampling.first_true(m, size, len(mask)), expected)
+    np.testing.assert_array_equal(compact.first_true(m, size, len(mask)), expected)
 
 
 def test_binomial_does_not_depend_on_its_loop_unrolling(monkeypatch):
@@ -89,12 +90,12 @@ def test_binomial_does_not_depend_on_its_loop_unrolling(monkeypatch):
     p = np.concatenate([rng.uniform(0, 1, 3000), 10 ** rng.uniform(-12, 0, 3000)])
     lanes = jnp.arange(n.size, dtype=jnp.uint32)
     # a new function each time: traced again with the patched constants
-    draw = lambda: np.asarray(jax.jit(lambda k: sampling.binomial(k, 0, n, p, lanes))(  # noqa: E731
-        sampling.philox_key(jax.random.key(2), 3)))
+    draw = lambda: np.asarray(jax.jit(lambda k: binomial.binomial(k, 0, n, p, lanes))(  # noqa: E731
+        philox.philox_key(jax.random.key(2), 3)))
     results = []
     for steps, tries in [(8, 1), (8, 4), (1, 1), (3, 2)]:  # the default, the GPU's former choice, others
-        monkeypatch.setattr(sampling, "_INVERSION_STEPS", steps)
-        monkeypatch.setattr(sampling, "_FINISH_TRIES", tries)
+        monkeypatch.setattr(binomial, "_INVERSION_STEPS", steps)
+        monkeypatch.setattr(binomial, "_FINISH_TRIES", tries)
         results.append(draw())
     for other in results[1:]:
         np.testing.assert_array_equal(other, results[0])

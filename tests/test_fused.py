@@ -12,7 +12,8 @@ import pytest
 
 import qmc
 from qmc._pytree import replace_path
-from qmc.engines import exact, fused, pulse, sampling
+from qmc.engines import exact, fused, pulse
+from qmc.random import histogram, philox, tables
 from qmc.engines.pulse import simulate
 from qmc.mc_study import decoy_protocol, gys_link
 
@@ -22,7 +23,7 @@ PROTO = decoy_protocol()
 def _tables(length_km=25.0):
     link = gys_link(length_km)
     joint = PROTO.class_probabilities()[..., None] * exact.outcome_table(link, PROTO)
-    return sampling.alias_table(joint.ravel())
+    return tables.alias_table(joint.ravel())
 
 
 @pytest.mark.parametrize("photon_counts", [False, True])
@@ -66,7 +67,7 @@ def test_fused_kernel_resolves_ambiguous_draws_exactly():
     block = 2**14
     entry, cut = _tables()
     pkeys = jnp.asarray([[7, 3296]], jnp.uint32)
-    provisional, ambiguous = sampling.alias_draw(sampling.words(pkeys[0], block, pulse._S_CELL), entry)
+    provisional, ambiguous = tables.alias_draw(philox.words(pkeys[0], block, pulse._S_CELL), entry)
     cells = np.asarray(pulse._cells_fast(pkeys, block, entry, cut))
     assert np.flatnonzero(np.asarray(ambiguous)).tolist() == [6478]  # the premise of this test
     assert int(provisional[6478]) == 16 and cells[6478] == 12
@@ -119,10 +120,10 @@ def test_fused_kernel_is_the_gpu_default_and_batches_under_vmap(monkeypatch):
     """The fast path's default on a GPU (``pulse.fast_methods``), and what a sweep does with it:
     ``vmap`` over links (Pallas's batching rule adds a grid axis), the same counts as the XLA path's."""
     assert pulse.fast_methods(2**20, backend="gpu") == ("search_top", "fused")
-    assert pulse.fast_methods(2**20, backend="cpu") == sampling.kernel_methods("cpu")
-    assert pulse.fast_methods(100, backend="gpu") == sampling.kernel_methods("gpu")  # not a multiple of 64
+    assert pulse.fast_methods(2**20, backend="cpu") == histogram.kernel_methods("cpu")
+    assert pulse.fast_methods(100, backend="gpu") == histogram.kernel_methods("gpu")  # not a multiple of 64
     monkeypatch.setattr(fused, "available", lambda: False)  # a JAX without Pallas's Triton backend
-    assert pulse.fast_methods(2**20, backend="gpu") == sampling.kernel_methods("gpu")
+    assert pulse.fast_methods(2**20, backend="gpu") == histogram.kernel_methods("gpu")
     block, key = 2**12, jax.random.key(5)
     lengths = jnp.asarray([0.0, 40.0, 120.0])
 

@@ -12,7 +12,8 @@ import scipy.stats as st
 
 import qmc
 import reference as ref
-from qmc.engines import exact, sampling
+from qmc.engines import exact
+from qmc.random import binomial, compact, histogram, philox, tables
 from qmc.engines.pulse import PulseEngine, _physical_tables, simulate
 
 Z = 5.0
@@ -53,7 +54,7 @@ def test_philox_known_answers():
          (0xD16CFE09, 0x94FDCCEB, 0x5001E420, 0x24126EA1)),
     ]
     for key, ctr, expected in cases:
-        out = sampling.philox4x32(*key, *ctr)
+        out = philox.philox4x32(*key, *ctr)
         assert tuple(int(v) for v in out) == expected
 
 
@@ -67,20 +68,20 @@ def test_thresholds_resolve_rare_cells():
     """Cell weights are exact to 2**-64 (absolute), wherever the cell sits: SNSPD dark counts
     (1e-9), a 1e-13 cell between large ones, empty cells and a certain cell."""
     p = np.array([0.3, 1e-13, 0.2, 1e-9, 0.0, 0.5 - 1e-13 - 1e-9, 0.0])
-    eff = _effective(*sampling.thresholds64(p))
+    eff = _effective(*tables.thresholds64(p))
     for pi, e in zip(p, eff):
         if pi == 0:
             assert e == 0
         else:
             assert abs(float(e) - pi) <= 2.0**-64 + 1e-16 * pi
-    eff = _effective(*sampling.thresholds64(np.array([0.0, 1.0, 0.0])))
+    eff = _effective(*tables.thresholds64(np.array([0.0, 1.0, 0.0])))
     assert eff == [0, 1, 0]
 
 
 def _alias_effective(probs):
     """Exact cell probabilities that an alias table realizes (Fractions), and the 63-bit weights
     it was built from."""
-    entry, cut = (np.asarray(x) for x in sampling.alias_table(jnp.asarray(probs)))
+    entry, cut = (np.asarray(x) for x in tables.alias_table(jnp.asarray(probs)))
     n_col = entry.size
     k = n_col.bit_length() - 1
     cap = 2 ** (63 - k)
@@ -112,7 +113,7 @@ def test_alias_draws_and_fixup_match_integer_arithmetic():
     """Cells from one word, and from two words where the first is ambiguous, against Python
     integers (the 63 - k bit uniform against the column's cut)."""
     p = np.array([0.3, 1e-13, 0.2, 1e-9, 0.0, 0.5 - 1e-13 - 1e-9, 0.0])
-    entry, cut = sampling.alias_table(jnp.asarray(p))
+    entry, cut = tables.alias_table(jnp.asarray(p))
     e, t = np.asarray(entry).astype(int), np.asarray(cut).astype(object)
     n_col = e.size
     k = n_col.bit_length() - 1
@@ -124,8 +125,8 @@ def test_alias_draws_and_fixup_match_integer_arithmetic():
     lo = rng.integers(0, 2**32, hi.size, dtype=np.uint64).astype(np.uint32)
     lo[:200] = 0
     lo[200:400] = 0xFFFFFFFF
-    cell, amb = sampling.alias_draw(jnp.asarray(hi), entry)
-    exact_cell = sampling.alias_exact(jnp.asarray(hi), jnp.asarray(lo), entry, cut)
+    cell, amb = tables.alias_draw(jnp.asarray(hi), entry)
+    exact_cell = tables.alias_exact(jnp.asarray(hi), jnp.asarray(lo), entry, cut)
     brute = []
     for a, b in zip(hi.tolist(), lo.tolist()):
         col, u = a >> (32 - k), (a & (2 ** (32 - k) - 1)) * 2**31 + (b >> 1)
@@ -151,7 +152,7 @@ def test_rare_event_bias_below_1e_3():
         # cell of a vacuum pulse (no photon) is among its cells.
         link = _link(100.0, p_dark=p_dark)
         joint = _joint(link, PROTO).ravel()
-        for table, step in ((_alias_effective(joint), 2.0**-63), (_effective(*sampling.thresholds64(joint)), 2.0**-64)):
+        for table, step in ((_alias_effective(joint), 2.0**-63), (_effective(*tables.thresholds64(joint)), 2.0**-64)):
             eff = np.array([float(e) for e in table])
             # Relative error below 1e-3 for every cell above 2**-53 (a rarer cell, e.g. a double
             # dark count 1e-20, is expected < 6e-4 times in the engine's largest run of 2**52).
@@ -176,7 +177,7 @@ def test_categorical_fixup_resolves_ambiguous_words():
     """Words equal to a threshold's upper word are resolved with the lower word exactly as a 64-bit
     comparison (brute force against Python integers)."""
     p = np.array([0.25, 3e-10, 0.25, 1e-12, 0.5 - 3e-10 - 1e-12])
-    t_hi, t_lo = sampling.thresholds64(p)
+    t_hi, t_lo = tables.thresholds64(p)
     thr = [int(h) * 2**32 + int(l) for h, l in zip(np.asarray(t_hi), np.asarray(t_lo))]
     rng = np.random.default_rng(0)
     hi = np.concatenate([np.asarray(t_hi, np.uint64), rng.integers(0, 2**32, 64, dtype=np.uint64)]).astype(np.uint32)
@@ -184,10 +185,10 @@ def test_categorical_fixup_resolves_ambiguous_words():
     lo = rng.integers(0, 2**32, hi.size, dtype=np.uint64).astype(np.uint32)
     lo[::3] = 0
     lo[1::3] = 0xFFFFFFFF
-    cell, amb = sampling.categorical(jnp.asarray(hi), t_hi)
+    cell, amb = tables.categorical(jnp.asarray(hi), t_hi)
     w_lo = jnp.asarray(lo)
-    fixed = sampling.fix_ambiguous(
-        cell, amb, lambda i: sampling.categorical_exact(jnp.asarray(hi)[i], w_lo[i], t_hi, t_lo)
+    fixed = compact.fix_ambiguous(
+        cell, amb, lambda i: tables.categorical_exact(jnp.asarray(hi)[i], w_lo[i], t_hi, t_lo)
     )
     brute = [sum(int(h) * 2**32 + int(l) >= t for t in thr) for h, l in zip(hi, lo)]
     np.testing.assert_array_equal(np.asarray(fixed), brute)
@@ -197,7 +198,7 @@ def test_categorical_fixup_resolves_ambiguous_words():
 def test_geometric_positions_are_bernoulli():
     """Dark counts placed by geometric gaps: the count per block is Binomial(length, p)."""
     p, length, blocks = 3e-4, 2**14, 2000
-    f = jax.jit(jax.vmap(lambda b: sampling.geometric_positions(sampling.philox_key(jax.random.key(2), b), 0, p, length).sum()))
+    f = jax.jit(jax.vmap(lambda b: binomial.geometric_positions(philox.philox_key(jax.random.key(2), b), 0, p, length).sum()))
     counts = np.asarray(f(jnp.arange(blocks)))
     mean = length * p
     assert abs(counts.mean() - mean) <= Z * math.sqrt(mean * (1 - p) / blocks)
@@ -318,7 +319,7 @@ def test_engine_object():
 def test_kernel_methods_give_identical_tallies(path):
     link, n = _link(), 2 * BLOCK + 999
     # The CPU's and the accelerator's choices (every method alone: the test below, against numpy).
-    combos = [("compare", "scatter"), sampling.kernel_methods("gpu")]
+    combos = [("compare", "scatter"), histogram.kernel_methods("gpu")]
     runs = {
         methods: simulate(jax.random.key(3), link, PROTO, n, path=path, chunk=2 * BLOCK, block_pulses=BLOCK,
                           methods=methods).counts
@@ -340,8 +341,8 @@ def test_search_and_histogram_methods_agree_with_numpy():
         w[:m] = np.minimum(h, 2**32 - 1)  # words equal to thresholds (ambiguous draws)
         h32 = np.minimum(h, 2**32 - 1)  # upper words (a 2**32 threshold is resolved by the fix-up)
         expect = np.searchsorted(h32, w.astype(np.int64), side="right")
-        for method in sampling.CATEGORICAL_METHODS:
-            cell, amb = sampling.categorical(jnp.asarray(w), jnp.asarray(h), method)
+        for method in tables.CATEGORICAL_METHODS:
+            cell, amb = tables.categorical(jnp.asarray(w), jnp.asarray(h), method)
             np.testing.assert_array_equal(np.asarray(cell), expect, err_msg=method)
             below = h32[np.maximum(expect - 1, 0)]
             np.testing.assert_array_equal(np.asarray(amb), (expect > 0) & (w.astype(np.int64) == below))
@@ -350,15 +351,15 @@ def test_search_and_histogram_methods_agree_with_numpy():
         if n_bins == 96:
             v[:5000] = 4 * rng.integers(0, 24, 5000)
         expect = np.bincount(v[(v >= 0) & (v < n_bins)], minlength=n_bins)
-        for method in sampling.HISTOGRAM_METHODS:
-            counts = sampling.histogram(jnp.asarray(v), n_bins, method)
+        for method in histogram.HISTOGRAM_METHODS:
+            counts = histogram.histogram(jnp.asarray(v), n_bins, method)
             assert counts.dtype == jnp.int32, method
             np.testing.assert_array_equal(np.asarray(counts), expect, err_msg=method)
     v = rng.integers(-2, 99, 3 * 2**14 + 17)  # matmul: several products of 2**14 values, summed
     expect = np.bincount(v[(v >= 0) & (v < 97)], minlength=97)
-    np.testing.assert_array_equal(np.asarray(sampling.histogram(jnp.asarray(v), 97, "matmul")), expect)
+    np.testing.assert_array_equal(np.asarray(histogram.histogram(jnp.asarray(v), 97, "matmul")), expect)
     v = np.full(1000, 7)  # 1000 counts in one bin: packed bytes never carry (groups of 128 < 256)
-    assert int(sampling.histogram(jnp.asarray(v), 9, "packed")[7]) == 1000
+    assert int(histogram.histogram(jnp.asarray(v), 9, "packed")[7]) == 1000
 
 
 @pytest.mark.gpu

@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 
 import qmc
-from qmc.analysis.observations import Observations
+from qmc.engines.observations import Observations
 from qmc.engines import exact
 from qmc.engines.block import BlockEngine
-from qmc.engines.tally import SiftedTally, Tally, photon_outcome_table, sifted_probabilities
+from qmc.engines.exact import photon_outcome_table, sifted_probabilities
+from qmc.engines.tally import SiftedTally, Tally
 
 
 def _link(length_km=50.0):

@@ -1,6 +1,5 @@
 """Bits per second with dead-time saturation, against the stream simulation; the figure smoke test."""
 
-import dataclasses
 import math
 
 import jax

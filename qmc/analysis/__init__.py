@@ -1,6 +1,6 @@
 """Security analyses: pure functions of (observations or link, protocol) -> KeyRate."""
 
-from qmc.analysis.observations import Observations  # noqa: I001  (first: engines import it)
+from qmc.engines.observations import Observations
 from qmc.analysis.keyrate import KeyRate, REASONS, h2, reason_text
 from qmc.analysis.asymptotic import ASYMPTOTIC, InfiniteDecoy, NoDecoy, SinglePhoton, VacuumWeak
 from qmc.analysis.bounds import PLOB, plob_bound

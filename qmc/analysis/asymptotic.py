@@ -19,7 +19,7 @@ import jax.numpy as jnp
 
 from qmc._pytree import pytree_dataclass
 from qmc.analysis.keyrate import KeyRate, finish, h2
-from qmc.analysis.observations import Observations
+from qmc.engines.observations import Observations
 from qmc.engines import exact
 from qmc.validation import Range, Rule, is_valid
 

@@ -75,7 +75,7 @@ import jax.numpy as jnp
 from qmc._pytree import pytree_dataclass
 from qmc.analysis.keyrate import INVALID, NO_DETECTIONS, NO_SINGLE_PHOTONS, NOT_FINITE, NOT_POSITIVE
 from qmc.analysis.keyrate import OK, REASONS, KeyRate, h2
-from qmc.analysis.observations import Observations
+from qmc.engines.observations import Observations
 from qmc.engines import exact
 from qmc.validation import Range, Rule, ValidationError, is_valid
 

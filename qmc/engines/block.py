@@ -32,8 +32,10 @@ import jax
 import jax.numpy as jnp
 
 from qmc._pytree import pytree_dataclass, static
-from qmc.engines import exact, sampling
-from qmc.engines.tally import SiftedTally, Tally, photon_outcome_table, sifted_probabilities
+from qmc.engines import exact
+from qmc.random import binomial, philox
+from qmc.engines.exact import photon_outcome_table, sifted_probabilities
+from qmc.engines.tally import SiftedTally, Tally
 from qmc.validation import Range, Rule
 
 __all__ = ["BlockEngine", "sample_sessions"]
@@ -60,7 +62,7 @@ def sample_sessions(key, link, protocol, n_pulses, n_sessions: int, fast: bool =
     Returns:
         A tally with leading axis (n_sessions,).
     """
-    pkey = sampling.philox_key(key, PURPOSE_SESSIONS)
+    pkey = philox.philox_key(key, PURPOSE_SESSIONS)
     n = jnp.asarray(n_pulses, jnp.float64)
     lane = jnp.arange(n_sessions, dtype=jnp.uint32)
     if fast:
@@ -78,7 +80,7 @@ def sample_sessions(key, link, protocol, n_pulses, n_sessions: int, fast: bool =
     # sampler branch that only some elements need), and a single compiled binomial sampler.
     if tries_per_round is None:  # 1 was 25 % slower on an H100 (the compacted loop's steps)
         tries_per_round = 2
-    counts = sampling.multinomial(pkey, 0, n[None], cells[None, :], lane, 0, tries_per_round)  # (S, cells)
+    counts = binomial.multinomial(pkey, 0, n[None], cells[None, :], lane, 0, tries_per_round)  # (S, cells)
     out = counts[:, : math.prod(shape)].reshape((n_sessions,) + shape).astype(jnp.int64)
     if fast:
         n_all = jnp.full(n_sessions, n, jnp.float64).astype(jnp.int64)

@@ -18,12 +18,13 @@ import dataclasses
 
 import jax.numpy as jnp
 
-from qmc.analysis.observations import Observations
+from qmc.engines.observations import Observations
+from qmc.engines.tally import relative_outcomes
 from qmc.sources import FockSource
 
 __all__ = [
     "outcome_table", "memoryless_table", "observations", "port_efficiencies", "photon_number_observations",
-    "correlated_approximation", "afterpulse_observations",
+    "correlated_approximation", "afterpulse_observations", "photon_outcome_table", "sifted_probabilities",
 ]
 
 
@@ -206,3 +207,38 @@ def photon_number_observations(link, protocol, n_photons: int) -> Observations:
     rep = getattr(link.source, "rep_rate_hz", 1e9)
     fock = FockSource(n_photons=n_photons, rep_rate_hz=rep)
     return observations(link, dataclasses.replace(protocol), fock)
+
+
+def photon_outcome_table(link, protocol):
+    """P(photon bin, outcome | class): shape (k, 2, 2, 2, 3, 4), bins (0, 1, 2 or more photons).
+
+    P(n, o | class) = P(n | mu_k) P(o | class, n photons) for n = 0, 1 (a Fock source through the
+    exact engine), and the 2+ bin is the rest, P(o | class) - sum over n < 2 (clipped at 0).
+    """
+    table = outcome_table(link, protocol)  # (k, 2, 2, 2, 4)
+    mu = jnp.asarray(protocol.intensities)
+    parts = []
+    for n in (0, 1):
+        t_n = outcome_table(link, protocol, FockSource(n_photons=n))
+        pn = link.source.photon_number_pmf(mu, n)[:, None, None, None, None]
+        parts.append(pn * t_n)
+    rest = jnp.maximum(table - parts[0] - parts[1], 0.0)
+    return jnp.stack(parts + [rest], axis=-2)
+
+
+def sifted_probabilities(link, protocol, photon_counts: bool = False):
+    """Cell probabilities of a :class:`SiftedTally` for one emitted pulse.
+
+    Returns:
+        ``(p_class, p_outcome)``: P(matched class (k, b)) shape (k, 2), and P(outcome | matched
+        class), shape (k, 2, 4), or (k, 2, 3, 4) with photon bins. Bits are uniform, so the
+        per-bit outcome rows are averaged.
+    """
+    pb = protocol.basis_probabilities()
+    p_class = jnp.asarray(protocol.probabilities)[:, None] * (pb**2)[None, :]
+    if photon_counts:
+        full = photon_outcome_table(link, protocol)  # (k, 2, 2, 2, 3, 4)
+    else:
+        full = outcome_table(link, protocol)
+    rel = relative_outcomes(full * 0.5, photons=photon_counts)  # average over Alice's (uniform) bit
+    return p_class, rel

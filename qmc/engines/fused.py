@@ -5,7 +5,7 @@ Why: with XLA the fast path is a kernel that writes every pulse's cell to memory
 reduction that reads it back and compares it with each of the 96 cells (on an H100 the reduction
 alone took about half of the 47 ps per pulse, docs/benchmarks/h100_diag.txt). Here a program
 draws ``step`` counters' words at a time (four pulses per Philox counter), finds each pulse's cell
-in the alias table (:func:`sampling.alias_draw`), and counts them with byte-packed counters
+in the alias table (:func:`tables.alias_draw`), and counts them with byte-packed counters
 held in registers: each of the step's 128 lanes has one 32-bit word per group of four cells, and
 cell ``4 g + o`` (class g, outcome o) adds ``1 << 8 o`` to its lane's word of group g. A pulse
 costs one compare-and-add per group (a quarter of the cells), and no thread exchanges anything:
@@ -13,10 +13,10 @@ each program writes its lanes' words (1.5 bytes per pulse) and XLA unpacks and s
 never carries: a lane gets at most 4 pulses a step, and a program has 16 steps (64 < 256; other
 shapes: :func:`counters_per_program` refuses 64 steps or more).
 The rare ambiguous draws (the alias cut's upper bits equal, 2**(k - 32) per pulse) are resolved
-in the kernel by :func:`sampling.alias_exact` with the same second word: a program that met one
+in the kernel by :func:`tables.alias_exact` with the same second word: a program that met one
 tallies its pulses again, all exactly (one program in about 4000 at 96 cells). The kernel calls
-the same :func:`sampling.philox4x32`, :func:`sampling.alias_draw` and
-:func:`sampling.alias_exact` as the XLA path (the table refs are indexed like arrays).
+the same :func:`philox.philox4x32`, :func:`tables.alias_draw` and
+:func:`tables.alias_exact` as the XLA path (the table refs are indexed like arrays).
 
 The cells are those of ``pulse._cells_fast``, word for word, so the counts equal the XLA path's
 bit for bit (tested in interpret mode, which runs the kernel on any backend, slowly). Pallas is
@@ -32,7 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from qmc.engines import sampling
+from qmc.random import philox, tables
 
 __all__ = ["available", "chunk_counts", "counters_per_program"]
 
@@ -80,13 +80,13 @@ def _kernel(key_ref, entry_ref, t_ref, out_ref, *, quarter: int, counters: int, 
         acc = list(acc)
         i = first + s * step + lax.iota(jnp.int32, step)  # counters of this step
         iu = i.astype(jnp.uint32)
-        words = sampling.philox4x32(k0, k1, iu, stream_hi, 0, 0)
-        lows = sampling.philox4x32(k0, k1, iu, stream_lo, 0, 0) if exact else words
+        words = philox.philox4x32(k0, k1, iu, stream_hi, 0, 0)
+        lows = philox.philox4x32(k0, k1, iu, stream_lo, 0, 0) if exact else words
         for j, (w, w_lo) in enumerate(zip(words, lows)):
-            cell, amb = sampling.alias_draw(w, entry_ref)  # the refs are read like arrays
+            cell, amb = tables.alias_draw(w, entry_ref)  # the refs are read like arrays
             valid = j * quarter + i < n_valid  # pulse positions past n_pulses are not counted
             if exact:
-                cell = jnp.where(amb, sampling.alias_exact(w, w_lo, entry_ref, t_ref), cell)
+                cell = jnp.where(amb, tables.alias_exact(w, w_lo, entry_ref, t_ref), cell)
             else:
                 seen = seen | (valid & amb).astype(jnp.int32)
             g = jnp.where(valid, cell >> 2, n_groups)
@@ -117,7 +117,7 @@ def chunk_counts(pkeys, n_valid, entry, t, block_pulses: int, n_cells: int, stre
     Args:
         pkeys: (B, 2) uint32 Philox keys of the chunk's blocks.
         n_valid: (B,) pulses to count in each block (the first ones; 0 to ``block_pulses``).
-        entry, t: :func:`sampling.alias_table` of the cells.
+        entry, t: :func:`tables.alias_table` of the cells.
         block_pulses: pulses per block (a multiple of 64).
         n_cells: number of cells.
         stream_hi, stream_lo: the Philox streams of the cell word and of its rare second word.
@@ -146,7 +146,7 @@ def chunk_counts(pkeys, n_valid, entry, t, block_pulses: int, n_cells: int, stre
         except ImportError as e:
             raise NotImplementedError(
                 f"methods=(..., 'fused') needs Pallas's Triton backend, which jax {jax.__version__} lacks; "
-                "use one of the XLA histogram methods (sampling.HISTOGRAM_METHODS)") from e
+                "use one of the XLA histogram methods (qmc.random.histogram.HISTOGRAM_METHODS)") from e
         triton_params = getattr(pltr, "CompilerParams", None) or pltr.TritonCompilerParams  # older JAX
         params["compiler_params"] = triton_params(num_warps=_WARPS, num_stages=1)
     packed = pl.pallas_call(

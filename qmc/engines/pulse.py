@@ -13,7 +13,7 @@ Two paths (static field ``path``):
 
 * ``"fast"``: each pulse's (class, outcome) cell is drawn from the exact engine's joint table
   P(class) P(outcome | class) with **one 32-bit word per pulse** and an exact alias table
-  (Walker's method, :func:`sampling.alias_table`): the word's top k bits pick one of 2**k >=
+  (Walker's method, :func:`tables.alias_table`): the word's top k bits pick one of 2**k >=
   n_cells columns, one lookup gives the column's cut and alias, and the other bits are compared
   with the cut; the rare pulses whose bits equal the cut's upper bits (2**(k - 32) per pulse:
   one in 2**25 for the 96 cells of three intensities) get a second word and an exact comparison.
@@ -43,8 +43,10 @@ import jax.numpy as jnp
 from jax import lax
 
 from qmc._pytree import pytree_dataclass, static
-from qmc.engines import exact, sampling
-from qmc.engines.tally import Tally, photon_outcome_table
+from qmc.engines import exact
+from qmc.random import binomial, compact, histogram, philox, tables
+from qmc.engines.exact import photon_outcome_table
+from qmc.engines.tally import Tally
 from qmc.validation import Range, Rule
 
 __all__ = ["PulseEngine", "simulate", "default_chunk", "fast_methods", "PATHS"]
@@ -74,7 +76,7 @@ def fast_methods(block_pulses: int = 2**20, backend: str | None = None) -> tuple
     On a GPU the fused Pallas kernel (:mod:`qmc.engines.fused`), where this JAX has Pallas's
     Triton backend and the kernel can draw blocks of ``block_pulses`` (a multiple of 64,
     :func:`fused.counters_per_program`); elsewhere, and for the other paths
-    and engines, :func:`sampling.kernel_methods`. Every choice gives the same counts, bit for bit.
+    and engines, :func:`qmc.random.histogram.kernel_methods`. Every choice gives the same counts, bit for bit.
     Measured on an H100 (``scripts/gpu_check.sh``, docs/benchmarks/h100_2026-11-26.txt): the fused
     kernel 1.35e11 pulses/s, against 3.6e10 for the fastest XLA histogram and 2.7e10 for
     ``onehot8``, the other engines' GPU choice.
@@ -86,10 +88,10 @@ def fast_methods(block_pulses: int = 2**20, backend: str | None = None) -> tuple
         try:
             fused.counters_per_program(block_pulses)
         except ValueError:  # a block the kernel cannot split into programs: the XLA methods
-            return sampling.kernel_methods(backend)
+            return histogram.kernel_methods(backend)
         if fused.available():
             return ("search_top", FUSED)
-    return sampling.kernel_methods(backend)
+    return histogram.kernel_methods(backend)
 
 
 def _word_position(i, block_pulses: int):
@@ -102,15 +104,15 @@ def _cells_fast(pkeys, block_pulses: int, entry, cut):
 
     The fix-up loop runs once over the whole chunk (not once per block under ``vmap``, where
     every step of any block's loop would be a select over all the blocks' cells)."""
-    w = jax.vmap(lambda pk: sampling.words(pk, block_pulses, _S_CELL))(pkeys).ravel()
-    cell, amb = sampling.alias_draw(w, entry)
+    w = jax.vmap(lambda pk: philox.words(pk, block_pulses, _S_CELL))(pkeys).ravel()
+    cell, amb = tables.alias_draw(w, entry)
 
     def resolve(i):
         b, j = jnp.divmod(i, block_pulses)
-        w_lo = sampling.word_at(pkeys[b], _word_position(j, block_pulses), _S_CELL_LO)
-        return sampling.alias_exact(w[i], w_lo, entry, cut)
+        w_lo = philox.word_at(pkeys[b], _word_position(j, block_pulses), _S_CELL_LO)
+        return tables.alias_exact(w[i], w_lo, entry, cut)
 
-    return sampling.fix_ambiguous(cell, amb, resolve)
+    return compact.fix_ambiguous(cell, amb, resolve)
 
 
 def _select_rows(row, table):
@@ -136,7 +138,7 @@ def _physical_tables(link, protocol, max_photons: int):
         (k, max_photons), and ``t_fate`` of the photon fates (detector 0, detector 1, lost) for
         the routing rows (bit 0 matched, bit 1 matched, mismatched), shape (3, 2) each.
     """
-    t_class = sampling.thresholds64(protocol.class_probabilities().ravel())  # (8k - 1,)
+    t_class = tables.thresholds64(protocol.class_probabilities().ravel())  # (8k - 1,)
     # P(n > j | mu_k) for j = 0 .. max_photons - 1, as suffix sums of the source's pmf (relative
     # precision kept for tiny tails); photons beyond max_photons are cut (see PulseEngine).
     n = jnp.arange(max_photons + 8, dtype=jnp.float64)
@@ -152,11 +154,11 @@ def _physical_tables(link, protocol, max_photons: int):
     e_d = link.detector.misalignment
     f0 = jnp.stack([1.0 - e_d, e_d, jnp.full_like(e_d, 0.5)])
     fate = jnp.stack([eta * f0, eta * (1.0 - f0), jnp.broadcast_to(1.0 - eta, (3,))], axis=-1)
-    t_fate = sampling.thresholds64(fate)  # (3, 2) each
+    t_fate = tables.thresholds64(fate)  # (3, 2) each
     return t_class, (s_hi.astype(jnp.int64), s_lo.astype(jnp.int64)), t_fate
 
 
-def _cell_physical(pkey, block_pulses: int, link, tables, max_photons: int, photon_bins: bool,
+def _cell_physical(pkey, block_pulses: int, link, phys_tables, max_photons: int, photon_bins: bool,
                    method: str = "compare"):
     """Cells of one block on the physical path.
 
@@ -164,20 +166,20 @@ def _cell_physical(pkey, block_pulses: int, link, tables, max_photons: int, phot
     fix-ups); the few pulses with 3 or more photons (1.4 % at mu = 0.48) are compacted and their
     further photons drawn from the same words (``word_at``), with exact 64-bit comparisons.
     """
-    t_class, (s_hi, s_lo), (f_hi, f_lo) = tables
-    w = sampling.words(pkey, block_pulses, _S_CLASS)
-    cls, amb = sampling.categorical(w, t_class[0], method)
+    t_class, (s_hi, s_lo), (f_hi, f_lo) = phys_tables
+    w = philox.words(pkey, block_pulses, _S_CLASS)
+    cls, amb = tables.categorical(w, t_class[0], method)
 
     def resolve_class(i):
-        w_lo = sampling.word_at(pkey, _word_position(i, block_pulses), _S_CLASS_LO)
-        return sampling.categorical_exact(w[i], w_lo, t_class[0], t_class[1])
+        w_lo = philox.word_at(pkey, _word_position(i, block_pulses), _S_CLASS_LO)
+        return tables.categorical_exact(w[i], w_lo, t_class[0], t_class[1])
 
-    cls = sampling.fix_ambiguous(cls, amb, resolve_class)
+    cls = compact.fix_ambiguous(cls, amb, resolve_class)
     k_idx = cls // 8
     a, b, x = (cls // 4) % 2, (cls // 2) % 2, cls % 2
     route = jnp.where(a == b, x, 2)  # routing row: 0 / 1 matched by Alice's bit, 2 mismatched
-    v_hi = sampling.words(pkey, block_pulses, _S_NPH_HI)
-    v_lo = sampling.words(pkey, block_pulses, _S_NPH_LO)
+    v_hi = philox.words(pkey, block_pulses, _S_NPH_HI)
+    v_lo = philox.words(pkey, block_pulses, _S_NPH_LO)
 
     def has_photon(j, kk, vh, vl):  # photon j exists: n > j
         return _lt64(vh, vl, _select_rows(kk, s_hi[:, j]), _select_rows(kk, s_lo[:, j]))
@@ -191,15 +193,15 @@ def _cell_physical(pkey, block_pulses: int, link, tables, max_photons: int, phot
     for j in range(min(2, max_photons)):
         has = has_photon(j, k_idx, v_hi, v_lo)
         stream = _S_FATE + 2 * j
-        u = sampling.words(pkey, block_pulses, stream)
+        u = philox.words(pkey, block_pulses, stream)
         fate = (u >= t0).astype(jnp.int32) + (u >= t1).astype(jnp.int32)
         amb = has & (fate > 0) & (u == jnp.where(fate == 2, t1, t0))
 
         def resolve_fate(i, u=u, stream=stream):
-            u_lo = sampling.word_at(pkey, _word_position(i, block_pulses), stream + 1)
-            return sampling.categorical_exact(u[i], u_lo, f_hi[route[i]], f_lo[route[i]])
+            u_lo = philox.word_at(pkey, _word_position(i, block_pulses), stream + 1)
+            return tables.categorical_exact(u[i], u_lo, f_hi[route[i]], f_lo[route[i]])
 
-        fate = sampling.fix_ambiguous(fate, amb, resolve_fate)
+        fate = compact.fix_ambiguous(fate, amb, resolve_fate)
         det0 = det0 | (has & (fate == 0))
         det1 = det1 | (has & (fate == 1))
         n_ph = n_ph + has.astype(jnp.int32)
@@ -210,8 +212,8 @@ def _cell_physical(pkey, block_pulses: int, link, tables, max_photons: int, phot
             has_photon, (f_hi, f_lo), (det0, det1, n_ph), max_photons,
         )
     p_dark = link.detector.p_dark
-    dark0 = sampling.geometric_positions(pkey, _S_DARK, p_dark, block_pulses)
-    dark1 = sampling.geometric_positions(pkey, _S_DARK + 1, p_dark, block_pulses)
+    dark0 = binomial.geometric_positions(pkey, _S_DARK, p_dark, block_pulses)
+    dark1 = binomial.geometric_positions(pkey, _S_DARK + 1, p_dark, block_pulses)
     outcome = (det0 | dark0).astype(jnp.int32) + 2 * (det1 | dark1).astype(jnp.int32)
     if photon_bins:
         return (cls * 3 + jnp.minimum(n_ph, 2)) * 4 + outcome
@@ -226,7 +228,7 @@ def _more_photons(pkey, block_pulses, candidates, pulse, has_photon, fate_table,
 
     def one_batch(carry):
         cand, det0, det1, n_ph = carry
-        idx = sampling.first_true(cand, buf, block_pulses)
+        idx = compact.first_true(cand, buf, block_pulses)
         valid = idx < block_pulses
         gi = jnp.minimum(idx, block_pulses - 1)
         kk, rr, vh, vl = k_idx[gi], route[gi], v_hi[gi], v_lo[gi]
@@ -237,9 +239,9 @@ def _more_photons(pkey, block_pulses, candidates, pulse, has_photon, fate_table,
             j, d0, d1, n, _ = c
             has = valid & has_photon(j, kk, vh, vl)
             stream = (_S_FATE + 2 * j).astype(jnp.uint32)
-            u_hi = sampling.word_at(pkey, pos, stream)
-            u_lo = sampling.word_at(pkey, pos, stream + 1)
-            fate = sampling.categorical_exact(u_hi, u_lo, th, tl)
+            u_hi = philox.word_at(pkey, pos, stream)
+            u_lo = philox.word_at(pkey, pos, stream + 1)
+            fate = tables.categorical_exact(u_hi, u_lo, th, tl)
             return (j + 1, d0 | (has & (fate == 0)), d1 | (has & (fate == 1)), n + has.astype(jnp.int32), jnp.any(has))
 
         zero = jnp.zeros(buf, bool)
@@ -273,7 +275,7 @@ def simulate(key, link, protocol, n_pulses, *, path: str = "fast", chunk: int = 
         photon_counts: also tally hidden counts by photon number sent (0, 1, 2+).
         max_photons: physical path, photons per pulse simulated at most (the cut tail
             P(n > 32) is below 1e-16 for mu <= 5, 1e-25 for mu <= 2).
-        methods: ``(categorical, histogram)`` kernel methods (:func:`sampling.kernel_methods`);
+        methods: ``(categorical, histogram)`` kernel methods (:func:`qmc.random.histogram.kernel_methods`);
             ``None`` picks them for the backend and path (:func:`fast_methods` for the fast
             path). They never change the numbers. (The fast path draws by alias lookup and uses
             only the histogram method; there it may also be ``"fused"``: draw and tally in one
@@ -289,7 +291,7 @@ def simulate(key, link, protocol, n_pulses, *, path: str = "fast", chunk: int = 
     if chunk >= 2**31:
         raise ValueError(f"chunk = {chunk}: must be below 2**31 (int32 counts per chunk)")
     if methods is None:
-        methods = fast_methods(block_pulses) if path == "fast" else sampling.kernel_methods()
+        methods = fast_methods(block_pulses) if path == "fast" else histogram.kernel_methods()
     cat_method, hist_method = methods
     k = jnp.shape(protocol.intensities)[0]
     blocks_per_chunk = chunk // block_pulses
@@ -300,7 +302,7 @@ def simulate(key, link, protocol, n_pulses, *, path: str = "fast", chunk: int = 
             joint = protocol.class_probabilities()[..., None, None] * photon_outcome_table(link, protocol)
         else:
             joint = protocol.class_probabilities()[..., None] * exact.outcome_table(link, protocol)
-        entry, cut = sampling.alias_table(joint.ravel())
+        entry, cut = tables.alias_table(joint.ravel())
         n_cells = joint.size
 
         def chunk_cells(pkeys):
@@ -323,11 +325,11 @@ def simulate(key, link, protocol, n_pulses, *, path: str = "fast", chunk: int = 
                 f"{link.detector.click_model!r} is a linear model (use path='fast')"
             )
         purpose = PURPOSE_PHYSICAL
-        tables = _physical_tables(link, protocol, max_photons)
+        phys_tables = _physical_tables(link, protocol, max_photons)
         n_cells = 8 * k * (12 if photon_counts else 4)
 
         def chunk_cells(pkeys):
-            return jax.vmap(lambda pk: _cell_physical(pk, block_pulses, link, tables, max_photons, photon_counts,
+            return jax.vmap(lambda pk: _cell_physical(pk, block_pulses, link, phys_tables, max_photons, photon_counts,
                                                       cat_method))(pkeys)
 
     base = jax.random.fold_in(key, purpose)
@@ -335,14 +337,14 @@ def simulate(key, link, protocol, n_pulses, *, path: str = "fast", chunk: int = 
 
     def chunk_body(c, total):
         blocks = c * blocks_per_chunk + jnp.arange(blocks_per_chunk, dtype=jnp.int64)
-        pkeys = jax.vmap(lambda b: sampling.philox_key(base, b.astype(jnp.uint32)))(blocks)
+        pkeys = jax.vmap(lambda b: philox.philox_key(base, b.astype(jnp.uint32)))(blocks)
         if hist_method == FUSED:
             n_valid = jnp.clip(n_pulses - blocks * block_pulses, 0, block_pulses)
             return total + chunk_counts(pkeys, n_valid).astype(jnp.int64)
         cells = chunk_cells(pkeys).reshape(blocks_per_chunk, block_pulses)
         valid = index[None, :] < n_pulses - blocks[:, None] * block_pulses
         cells = jnp.where(valid, cells, n_cells)  # pulses past n_pulses go to a dropped bin
-        hist = sampling.histogram(cells, n_cells, hist_method)  # int32: < 2**31 per chunk
+        hist = histogram.histogram(cells, n_cells, hist_method)  # int32: < 2**31 per chunk
         return total + hist.astype(jnp.int64)
 
     n_chunks = (n_pulses + chunk - 1) // chunk
@@ -357,8 +359,8 @@ def _known_methods(methods, path: str) -> bool:
     if not isinstance(methods, (tuple, list)) or len(methods) != 2:
         return False
     cat, hist = methods
-    return cat in sampling.CATEGORICAL_METHODS and (
-        hist in sampling.HISTOGRAM_METHODS or (hist == FUSED and path == "fast"))
+    return cat in tables.CATEGORICAL_METHODS and (
+        hist in histogram.HISTOGRAM_METHODS or (hist == FUSED and path == "fast"))
 
 
 @pytree_dataclass
@@ -401,8 +403,8 @@ class PulseEngine:
                 e.chunk is None or (e.chunk > 0 and e.chunk % e.block_pulses == 0 and e.chunk < 2**31)),
                 "must be None or a positive multiple of block_pulses below 2**31"),
             Rule("methods", lambda e, xp: xp.asarray(e.methods is None or _known_methods(e.methods, e.path)),
-                 f"must be None or (categorical, histogram) with categorical in {sampling.CATEGORICAL_METHODS} and "
-                 f"histogram in {sampling.HISTOGRAM_METHODS + (FUSED,)} ({FUSED!r}: the fast path only)"),
+                 f"must be None or (categorical, histogram) with categorical in {tables.CATEGORICAL_METHODS} and "
+                 f"histogram in {histogram.HISTOGRAM_METHODS + (FUSED,)} ({FUSED!r}: the fast path only)"),
         ]
 
     def resolved_chunk(self) -> int:

@@ -54,7 +54,8 @@ from jax import lax
 
 from qmc._pytree import pytree_dataclass, static
 from qmc.detectors import DEAD_TIME_MODES
-from qmc.engines import exact, sampling
+from qmc.engines import exact
+from qmc.random import compact, histogram, philox, tables
 from qmc.engines.pulse import default_chunk
 from qmc.engines.tally import Tally
 from qmc.validation import Range, Rule
@@ -76,7 +77,7 @@ def _philox(pkey, g, lane, purpose, rolled=False):
     """Four Philox words of counter (g mod 2**32, lane, g div 2**32, purpose), broadcast."""
     lo = (g & 0xFFFFFFFF).astype(jnp.uint32)
     hi = (g >> 32).astype(jnp.uint32)
-    return sampling.philox4x32(pkey[0], pkey[1], lo, lane, hi, purpose, rolled=rolled)
+    return philox.philox4x32(pkey[0], pkey[1], lo, lane, hi, purpose, rolled=rolled)
 
 
 def _cell_words(pkey, g, n_streams: int):
@@ -100,15 +101,15 @@ def _cells(pkey, g, w0, entry, cut):
     exact comparison."""
     shape = w0.shape
     w0 = w0.ravel()
-    cell, amb = sampling.alias_draw(w0, entry)
+    cell, amb = tables.alias_draw(w0, entry)
 
     def resolve(i):
         gi, si = jnp.divmod(i, shape[1])
         w_lo = _philox(pkey, g[gi], (si // 4).astype(jnp.uint32), _P_CELL_LO, rolled=True)
         w_lo = jnp.select([si % 4 == 0, si % 4 == 1, si % 4 == 2], list(w_lo[:3]), w_lo[3])
-        return sampling.alias_exact(w0[i], w_lo, entry, cut)
+        return tables.alias_exact(w0[i], w_lo, entry, cut)
 
-    return sampling.fix_ambiguous(cell, amb, resolve).reshape(shape)
+    return compact.fix_ambiguous(cell, amb, resolve).reshape(shape)
 
 
 def _arm(w, t_arm, tau):
@@ -172,12 +173,12 @@ def _machine(key, link, protocol, n_streams: int, unroll: int = 1):
     if n_streams <= 0 or n_streams % 4:
         raise ValueError(f"n_streams = {n_streams}: must be a positive multiple of 4")
     joint = protocol.class_probabilities()[..., None] * exact.memoryless_table(link, protocol)
-    entry, cut = sampling.alias_table(joint.ravel())
+    entry, cut = tables.alias_table(joint.ravel())
     d = jnp.round(jnp.asarray(det.dead_time_gates)).astype(jnp.int32)
     t_arm = jnp.floor(jnp.asarray(det.p_afterpulse, jnp.float64) * 2.0**32).astype(jnp.int64)
     tau = jnp.asarray(det.afterpulse_decay_gates).astype(jnp.float32)
     step = _step(d, det.dead_time_mode)
-    pkey = sampling.philox_key(key, PURPOSE_STREAMS)
+    pkey = philox.philox_key(key, PURPOSE_STREAMS)
 
     def run(state, g):
         cells = _cells(pkey, g, _cell_words(pkey, g, n_streams), entry, cut)  # (G, S)
@@ -210,7 +211,7 @@ def simulate_streams(key, link, protocol, n_pulses, *, n_streams: int, chunk_gat
         n_streams: independent streams (static, a multiple of 4; physics at the stream starts).
         chunk_gates: gates per loop step (static; memory; the numbers do not depend on it).
         burn_in_gates: untallied gates at the start of every stream.
-        methods: ``(categorical, histogram)`` kernel methods (:func:`sampling.kernel_methods`);
+        methods: ``(categorical, histogram)`` kernel methods (:func:`qmc.random.histogram.kernel_methods`);
             ``None`` picks them for the backend. They never change the numbers (the cells are
             drawn by alias lookup: only the histogram method is used).
         unroll: gates per iteration of the compiled gate loop (``lax.scan``'s unroll; speed only);
@@ -224,7 +225,7 @@ def simulate_streams(key, link, protocol, n_pulses, *, n_streams: int, chunk_gat
         raise ValueError("chunk_gates must be positive and burn_in_gates non-negative")
     if chunk_gates * n_streams >= 2**31:
         raise ValueError(f"chunk_gates * n_streams = {chunk_gates * n_streams}: must be below 2**31")
-    hist_method = (sampling.kernel_methods() if methods is None else methods)[1]
+    hist_method = (histogram.kernel_methods() if methods is None else methods)[1]
     if unroll is None:
         unroll = 1 if jax.default_backend() == "cpu" else 4
     state0, run, shape = _machine(key, link, protocol, n_streams, unroll)
@@ -240,7 +241,7 @@ def simulate_streams(key, link, protocol, n_pulses, *, n_streams: int, chunk_gat
         pulse = (g[:, None] - burn_in_gates) * n_streams + s64[None, :]
         valid = (g[:, None] >= burn_in_gates) & (pulse < n_pulses)
         out = jnp.where(valid, out, n_cells)
-        hist = sampling.histogram(out, n_cells, hist_method)
+        hist = histogram.histogram(out, n_cells, hist_method)
         return state, total + hist.astype(jnp.int64)
 
     n_chunks = (n_gates + chunk_gates - 1) // chunk_gates

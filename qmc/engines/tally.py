@@ -27,10 +27,9 @@ import jax.numpy as jnp
 
 from qmc import stats
 from qmc._pytree import register
-from qmc.analysis.observations import Observations
-from qmc.sources import FockSource
+from qmc.engines.observations import Observations
 
-__all__ = ["Tally", "SiftedTally", "SIFTED_OUTCOMES", "PHOTON_BINS", "photon_outcome_table", "sifted_probabilities"]
+__all__ = ["Tally", "SiftedTally", "SIFTED_OUTCOMES", "PHOTON_BINS", "relative_outcomes"]
 
 SIFTED_OUTCOMES = ("no_click", "correct", "error", "double_click")
 PHOTON_BINS = ("0", "1", "2+")
@@ -263,19 +262,19 @@ class Tally(_Stats):
     def sifted(self) -> SiftedTally:
         """Matched bases only, outcomes relative to Alice's bit, bits summed."""
         return SiftedTally(
-            _relative(self.counts), self.n_pulses,
-            None if self.photon_counts is None else _relative(self.photon_counts, photons=True),
+            relative_outcomes(self.counts), self.n_pulses,
+            None if self.photon_counts is None else relative_outcomes(self.photon_counts, photons=True),
         )
 
     def _sifted_counts(self):
-        return _relative(self.counts)
+        return relative_outcomes(self.counts)
 
     def photon_yields(self):
         """As :meth:`SiftedTally.photon_yields` (matched bases, bits summed)."""
         return self.sifted().photon_yields()
 
 
-def _relative(x, photons: bool = False):
+def relative_outcomes(x, photons: bool = False):
     """(..., k, a, b, x, [n,] 4) -> matched (..., k, b, [n,] 4) with outcomes (none, correct,
     error, double), summed over Alice's bit."""
     if photons:
@@ -292,42 +291,3 @@ def _relative_core(x):
     error = m[..., 0, 2] + m[..., 1, 1]
     double = m[..., 3].sum(-1)
     return jnp.stack([none, correct, error, double], axis=-1)
-
-
-def photon_outcome_table(link, protocol):
-    """P(photon bin, outcome | class): shape (k, 2, 2, 2, 3, 4), bins (0, 1, 2 or more photons).
-
-    P(n, o | class) = P(n | mu_k) P(o | class, n photons) for n = 0, 1 (a Fock source through the
-    exact engine), and the 2+ bin is the rest, P(o | class) - sum over n < 2 (clipped at 0).
-    """
-    from qmc.engines import exact
-
-    table = exact.outcome_table(link, protocol)  # (k, 2, 2, 2, 4)
-    mu = jnp.asarray(protocol.intensities)
-    parts = []
-    for n in (0, 1):
-        t_n = exact.outcome_table(link, protocol, FockSource(n_photons=n))
-        pn = link.source.photon_number_pmf(mu, n)[:, None, None, None, None]
-        parts.append(pn * t_n)
-    rest = jnp.maximum(table - parts[0] - parts[1], 0.0)
-    return jnp.stack(parts + [rest], axis=-2)
-
-
-def sifted_probabilities(link, protocol, photon_counts: bool = False):
-    """Cell probabilities of a :class:`SiftedTally` for one emitted pulse.
-
-    Returns:
-        ``(p_class, p_outcome)``: P(matched class (k, b)) shape (k, 2), and P(outcome | matched
-        class), shape (k, 2, 4), or (k, 2, 3, 4) with photon bins. Bits are uniform, so the
-        per-bit outcome rows are averaged.
-    """
-    from qmc.engines import exact
-
-    pb = protocol.basis_probabilities()
-    p_class = jnp.asarray(protocol.probabilities)[:, None] * (pb**2)[None, :]
-    if photon_counts:
-        full = photon_outcome_table(link, protocol)  # (k, 2, 2, 2, 3, 4)
-    else:
-        full = exact.outcome_table(link, protocol)
-    rel = _relative(full * 0.5, photons=photon_counts)  # average over Alice's (uniform) bit
-    return p_class, rel
