@@ -8,10 +8,11 @@ import jax
 
 jax.config.update("jax_enable_x64", True)
 
-from qmc import analysis, channels, detectors, engines, sources, sweep  # noqa: E402
+from qmc import analysis, channels, detectors, engines, protocols, sources, sweep  # noqa: E402
 from qmc.analysis import (  # noqa: E402
-    ANALYSES, PLOB, InfiniteDecoy, KeyRate, NoDecoy, Observations, SinglePhoton, VacuumWeak,
+    ANALYSES, PLOB, InfiniteDecoy, KeyRate, NoDecoy, SinglePhoton, VacuumWeak,
 )
+from qmc.engines import Observations  # noqa: E402
 from qmc.channels import Attenuator, Fiber, Series  # noqa: E402
 from qmc.detectors import ThresholdDetectors  # noqa: E402
 from qmc.link import Link  # noqa: E402
@@ -22,7 +23,7 @@ from qmc.validation import ValidationError, is_valid, validate  # noqa: E402
 __version__ = "0.1.0"
 
 __all__ = [
-    "analysis", "channels", "detectors", "engines", "sources", "sweep", "ANALYSES", "PLOB",
+    "analysis", "channels", "detectors", "engines", "protocols", "sources", "sweep", "ANALYSES", "PLOB",
     "InfiniteDecoy", "KeyRate", "NoDecoy", "Observations", "SinglePhoton", "VacuumWeak", "Attenuator",
     "Fiber", "Series", "ThresholdDetectors", "Link", "DecoyBB84", "FockSource", "SinglePhotonSource",
     "WeakCoherentSource", "ValidationError", "is_valid", "validate", "__version__",

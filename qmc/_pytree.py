@@ -16,12 +16,20 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["pytree_dataclass", "static", "register", "replace_path", "get_path"]
+__all__ = ["pytree_dataclass", "static", "register", "replace_path", "get_path", "as_count"]
 
 
 def static(default: Any = dataclasses.MISSING, **kwargs: Any) -> Any:
     """A dataclass field that is static (hashable metadata, part of the jit cache key)."""
     return dataclasses.field(default=default, metadata={"static": True}, **kwargs)
+
+
+def as_count(value: Any) -> Any:
+    """A whole number given as a float (``1.0e8`` from YAML) as an int, so that a static count is
+    hashable and exact; anything else unchanged (range checks then report it)."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2.0**63:
+        return int(value)
+    return value
 
 
 def _as_leaf(value: Any) -> Any:
@@ -59,6 +67,7 @@ def pytree_dataclass(cls: type) -> type:
     cls = dataclasses.dataclass(frozen=True, eq=False)(cls)
     data_fields = [f.name for f in dataclasses.fields(cls) if not f.metadata.get("static", False)]
     meta_fields = [f.name for f in dataclasses.fields(cls) if f.metadata.get("static", False)]
+    cls.leaf_fields = tuple(data_fields)  # the numeric fields (array leaves): what a config must give as numbers
     return register(cls, data_fields, meta_fields)
 
 

@@ -45,11 +45,11 @@ CONF_DIR = str(conf_dir())  # the Hydra config tree (absolute: the command works
 # shared config file can build qmc components, never run arbitrary code (os.system, eval, ...).
 COMPONENT_PACKAGES = (
     "qmc.sources", "qmc.channels", "qmc.detectors", "qmc.link", "qmc.protocols", "qmc.analysis",
-    "qmc.engines",
+    "qmc.engines", "qmc.studies.settings",
 )
 
-# Top-level config keys that are settings, not components (never instantiated or validated).
-_SETTINGS = ("sweep", "optimize", "seed", "study", "experiment_name")
+# Top-level config keys that are plain values, not components (never instantiated or validated).
+_PLAIN = ("seed", "study", "experiment_name")
 
 
 class ConfigError(ValueError):
@@ -131,7 +131,7 @@ def _components(tree: Any, path: str = ""):
         yield path, tree
     elif isinstance(tree, dict):
         for key, value in tree.items():
-            if path or key not in _SETTINGS:
+            if path or key not in _PLAIN:
                 yield from _components(value, f"{path}.{key}" if path else str(key))
     elif isinstance(tree, (list, tuple)):
         for i, value in enumerate(tree):
@@ -141,10 +141,10 @@ def _components(tree: Any, path: str = ""):
 def _validate(obj: Any, path: str, cfg: DictConfig) -> None:
     import qmc
 
-    for field in dataclasses.fields(obj):
-        value = getattr(obj, field.name)
-        if not field.metadata.get("static", False) and isinstance(value, str):
-            name = _interpolated_name(cfg, path, field.name) or f"{path}.{field.name}"
+    for field in getattr(type(obj), "leaf_fields", ()):  # a component's numeric fields
+        value = getattr(obj, field)
+        if isinstance(value, str):
+            name = _interpolated_name(cfg, path, field) or f"{path}.{field}"
             raise qmc.ValidationError(f"{name} = {value!r} is not a number")
     try:
         qmc.validate(obj, f"{path}.")
@@ -319,7 +319,7 @@ def plot_main(argv: list[str] | None = None) -> None:
     rows = read_results(args.run_dir)
     if not rows:
         _fail(f"{args.run_dir / RESULTS}: no rows to plot", "qmc-plot")
-    fig = study.figure(rows)
+    fig = study.draw(rows)
     png, pdf = save(fig, args.output or args.run_dir / study.figure_name)
     print(png)
     print(pdf)

@@ -19,7 +19,7 @@ import numpy as np
 
 from qmc._pytree import get_path, replace_path
 
-__all__ = ["Grid", "grid", "chunks", "run", "evaluate", "maximize_on_grid", "set_paths"]
+__all__ = ["Grid", "grid", "chunks", "padded_chunks", "padded_index", "run", "evaluate", "maximize_on_grid", "set_paths"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,6 +75,21 @@ def chunks(n: int, chunk_size: int) -> Iterator[slice]:
         yield slice(start, min(start + chunk_size, n))
 
 
+def padded_index(start: int, stop: int, size: int) -> np.ndarray:
+    """Indices ``start .. stop - 1``, the last one repeated up to ``size`` entries: a chunk padded
+    to a fixed shape (so that a jitted function of it compiles once), the padding a copy of real
+    work whose results are dropped."""
+    idx = np.arange(start, stop)
+    return np.concatenate([idx, np.repeat(idx[-1:], size - len(idx))]) if len(idx) < size else idx
+
+
+def padded_chunks(n: int, chunk_size: int) -> Iterator[tuple[slice, np.ndarray]]:
+    """``(slice, padded indices)`` of the chunks of ``range(n)``: every index array has
+    ``chunk_size`` entries (:func:`padded_index`)."""
+    for index in chunks(n, chunk_size):
+        yield index, padded_index(index.start, index.stop, chunk_size)
+
+
 def run(
     fn: Callable[[Any], Any],
     tree: Any,
@@ -99,11 +114,9 @@ def run(
     points = sweep_grid.points()
     n = len(points)
     size = n if chunk_size is None else max(1, min(int(chunk_size), n))
-    for index in chunks(n, size):
+    for index, padded in padded_chunks(n, size):
         chunk = points[index]
-        pad = size - len(chunk)
-        padded = np.concatenate([chunk, np.repeat(chunk[-1:], pad, axis=0)]) if pad else chunk
-        out = _evaluate_chunk(fn, tuple(sweep_grid.paths), tree, jnp.asarray(padded))
+        out = _evaluate_chunk(fn, tuple(sweep_grid.paths), tree, jnp.asarray(points[padded]))
         out = jax.tree_util.tree_map(lambda x: np.asarray(x)[: len(chunk)], out)
         yield index, chunk, out
 

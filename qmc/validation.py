@@ -16,7 +16,7 @@ from typing import Any, Callable
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["ValidationError", "Range", "Rule", "validate", "is_valid"]
+__all__ = ["ValidationError", "Range", "Rule", "Check", "validate", "is_valid", "whole"]
 
 
 class ValidationError(ValueError):
@@ -71,6 +71,15 @@ class _Box:
         return self.__dict__["value"]
 
 
+def _show(value: Any) -> str:
+    """A value as a message shows it: text bare, a list of names in brackets, numbers as arrays."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (list, tuple)) and value and all(isinstance(v, str) for v in value):
+        return "[" + ", ".join(value) + "]"
+    return np.array2string(np.asarray(value), precision=6)
+
+
 @dataclasses.dataclass(frozen=True)
 class Rule:
     """A constraint between fields: ``condition(obj, xp)`` must be all-true; ``message`` says why."""
@@ -85,11 +94,40 @@ class Rule:
     def error(self, obj: Any, prefix: str) -> str | None:
         if bool(self.condition(obj, np)):
             return None
-        values = ", ".join(
-            f"{prefix}{f} = {np.array2string(np.asarray(getattr(obj, f)), precision=6)}"
-            for f in self.fields.split(",")
-        )
+        values = ", ".join(f"{prefix}{f} = {_show(getattr(obj, f))}" for f in self.fields.split(","))
         return f"{values}: {self.message}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Check:
+    """A constraint found by a function of concrete values (settings, never traced):
+    ``problem(obj, prefix)`` returns the whole one-line message, or None when ``obj`` is fine."""
+
+    problem: Callable[[Any, str], str | None]
+
+    def condition(self, obj: Any, xp: Any = jnp) -> Any:
+        return xp.asarray(self.problem(obj, "") is None)
+
+    def error(self, obj: Any, prefix: str) -> str | None:
+        return self.problem(obj, prefix)
+
+
+def whole(field: str, lo: int = 0, allow_none: bool = False) -> Check:
+    """``field`` is a whole number >= ``lo`` (or None when ``allow_none``): counts and sizes."""
+    def problem(obj: Any, prefix: str) -> str | None:
+        value = getattr(obj, field)
+        if value is None and allow_none:
+            return None
+        try:
+            ok = float(value) == int(float(value)) and int(float(value)) >= lo
+        except (TypeError, ValueError, OverflowError):
+            ok = False
+        if ok:
+            return None
+        return f"{prefix}{field} = {value!r} is out of range: must be a whole number >= {lo}" + (
+            " or null" if allow_none else "")
+
+    return Check(problem)
 
 
 def _children(obj: Any) -> list[tuple[str, Any]]:

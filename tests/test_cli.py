@@ -100,7 +100,7 @@ def test_default_study_is_gys_with_the_papers_conventions():
     np.testing.assert_array_equal(p.intensities, [0.48, 0.05, 0.0])
     np.testing.assert_array_equal(p.probabilities, [1.0, 0.0, 0.0])
     assert float(p.p_z) == 0.5 and p.key_basis == "both"
-    lengths = studies.axis_values(spec["sweep"]["length_km"], "sweep.length_km")
+    lengths = spec["sweep"].axis("length_km")
     np.testing.assert_array_equal(lengths, np.arange(0.0, 201.0))
 
 
@@ -155,7 +155,7 @@ def test_unknown_study_and_engine_are_refused():
     with pytest.raises(qmc.ValidationError, match="study = nope: unknown; one of .*key_rate_vs_distance"):
         prepare("study=nope")
     with pytest.raises(qmc.ValidationError, match="engine = pulse"):
-        prepare("engine.name=pulse")
+        prepare("engine=pulse")
 
 
 def test_bad_input_exits_2_with_one_line_and_no_compilation(tmp_path):
@@ -180,7 +180,7 @@ def test_unknown_option_gets_hydras_own_message(tmp_path):
 # The `_target_` guard
 # ---------------------------------------------------------------------------------------------
 
-REFUSED = ["os.system", "builtins.eval", "subprocess.run", "qmc.cli.os.system", "qmc.detectors.math.sqrt",
+REFUSED = ["os.system", "builtins.eval", "subprocess.run", "qmc.cli.os.system", "qmc.detectors.threshold.math.sqrt",
            "qmc.results.write_text", "qmc.cli.main", "qmc.sweep.jax.jit"]
 
 

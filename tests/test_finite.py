@@ -20,7 +20,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import qmc
-from qmc import finite_study as fs
+from qmc import presets
+from qmc.analysis.sessions import session_outcomes
+from qmc.engines import Tally
+from qmc.studies import finite_key, finite_optimize
+from qmc.studies.one_vs_two_decoy import one_vs_two_decoy
 from qmc._pytree import replace_path
 from qmc.analysis import REASONS, Observations
 from qmc.analysis.finite import (
@@ -30,7 +34,7 @@ from qmc.engines import exact
 
 PROT3 = qmc.DecoyBB84(intensities=(0.45, 0.15, 2e-4), probabilities=(0.6, 0.3, 0.1), p_z=0.85, key_basis="Z")
 PROT2 = qmc.DecoyBB84(intensities=(0.45, 0.15), probabilities=(0.7, 0.3), p_z=0.85, key_basis="Z")
-LINK50 = fs.lim2014_link(50.0)  # Lim's fiber and detectors, no afterpulsing (exact engine)
+LINK50 = presets.lim2014_link(50.0)  # Lim's fiber and detectors, no afterpulsing (exact engine)
 
 FAILED = {REASONS.index(t) for t in (
     "single-photon bound not positive",
@@ -59,10 +63,10 @@ rate_and_grad = jax.jit(jax.value_and_grad(lambda a, link, prot: a.key_rate(link
 
 
 @jax.jit
-def rates_from_counts(analysis, obs, protocol, n_pulses):
-    """(rate with the pulse total given, rate with the pulse total estimated from n_sent)."""
-    return (analysis.key_rate_from_observations(obs, protocol, n_pulses=n_pulses),
-            analysis.key_rate_from_observations(obs, protocol))
+def rates_from_counts(analysis, obs, protocol):
+    """(rate with the pulse total of ``obs``, rate with the pulse total estimated from n_sent)."""
+    return (analysis.key_rate_from_observations(obs, protocol),
+            analysis.key_rate_from_observations(dataclasses.replace(obs, n_pulses=None), protocol))
 
 
 @jax.jit
@@ -93,7 +97,7 @@ def test_rate_rises_to_asymptotic_and_vanishes_for_small_blocks(finite_cls, asym
 
 
 # The default optimizer of the studies is the gradient one (qmc.optimize via
-# fs.maximize_points); the derivative-free search (fs.optimize_points) is kept as a cross-check.
+# finite_optimize.maximize_points); the derivative-free search (finite_optimize.optimize_points) is kept as a cross-check.
 # Compiled programs are shared: every gradient call below has 48 points in chains of 16 (one
 # FiniteLim2014, one FiniteRusca2018 and one AsymptoticTwoDecoy program on Lim's closed-form
 # model), and so do the study tests of tests/test_finite_studies.py.
@@ -101,7 +105,7 @@ LENGTHS = np.arange(0.0, 301.0, 20.0)  # 16 lengths: one chain per block size
 LIM_BLOCKS = [1e4, 1e7, 1e9]
 RATIO_BLOCKS = np.geomspace(1e4, 1e12, 16)  # 16 block sizes: one chain per length
 RATIO_LENGTHS = [50.0, 100.0, 150.0]
-LIM_MODEL = dict(model="lim2014", p_afterpulse=fs.LIM2014["p_afterpulse"])
+LIM_MODEL = dict(model="lim2014", p_afterpulse=presets.LIM2014["p_afterpulse"])
 # One compiled search per analysis class for the cross-checks on the exact engine.
 EXACT_KW = dict(n_candidates=512, n_rounds=4, chunk=4, model="exact", method="search")
 
@@ -110,8 +114,8 @@ EXACT_KW = dict(n_candidates=512, n_rounds=4, chunk=4, model="exact", method="se
 def lim_curves():
     """Lim's Fig. 1 on his system model (afterpulsing), the studies' default path: rows by
     (analysis, block size, length), maximum distances to 0.5 km."""
-    analyses = {"finite_lim2014": fs.lim2014_analysis(), "asymptotic_two_decoy": AsymptoticTwoDecoy(f_ec=1.16)}
-    chunks = fs.finite_key_curves(fs.lim2014_link(), analyses, LENGTHS, LIM_BLOCKS, **LIM_MODEL)
+    analyses = {"finite_lim2014": presets.lim2014_analysis(), "asymptotic_two_decoy": AsymptoticTwoDecoy(f_ec=1.16)}
+    chunks = finite_key.finite_key_curves(presets.lim2014_link(), analyses, LENGTHS, LIM_BLOCKS, **LIM_MODEL)
     rows = [row for chunk in chunks for row in chunk.rows]
     return {(r["analysis"], r["block_size"], r["length_km"]): r for r in rows}
 
@@ -121,8 +125,8 @@ def ratios():
     """One decoy over two decoys on Lim's system, without and with his afterpulsing model:
     {p_ap: {(length, block): row}}."""
     out = {}
-    for p_ap in (0.0, fs.LIM2014["p_afterpulse"]):
-        rows = fs.one_vs_two_decoy(fs.lim2014_link(), RATIO_LENGTHS, RATIO_BLOCKS, model="lim2014", p_afterpulse=p_ap)
+    for p_ap in (0.0, presets.LIM2014["p_afterpulse"]):
+        rows = one_vs_two_decoy(presets.lim2014_link(), RATIO_LENGTHS, RATIO_BLOCKS, model="lim2014", p_afterpulse=p_ap)
         out[p_ap] = {(r["length_km"], r["block_size"]): r for r in rows}
     return out
 
@@ -179,9 +183,9 @@ def test_lim2014_maximum_distance(lim_curves):
 def test_gradient_optimizer_matches_or_beats_the_derivative_free_search(lim_curves):
     # Cross-check at the reproduction points (100 km) and near the n_X = 1e4 edge (120 km):
     # the search's region lies inside the optimizer's, so its rates cannot be higher.
-    analysis, link = fs.lim2014_analysis(), fs.lim2014_link()
+    analysis, link = presets.lim2014_analysis(), presets.lim2014_link()
     points = [(1e9, 100.0), (1e7, 100.0), (1e4, 100.0), (1e4, 120.0)]
-    best, _ = fs.optimize_points(analysis, link, [p[1] for p in points], [p[0] for p in points], chunk=4,
+    best, _ = finite_optimize.optimize_points(analysis, link, [p[1] for p in points], [p[0] for p in points], chunk=4,
                                  n_candidates=1024, n_rounds=6, **LIM_MODEL)
     for (n, length), rate in zip(points, best.rate):
         assert rate > 0
@@ -191,18 +195,18 @@ def test_gradient_optimizer_matches_or_beats_the_derivative_free_search(lim_curv
 @pytest.mark.slow
 def test_lim2014_printed_error_model_does_not_reproduce():
     # e_k printed with eta_ch instead of eta_sys (Sec. IV): the optical error becomes 10x larger.
-    link = fs.lim2014_link()
-    d = fs.max_distance_km(link, [1e4, 1e9], tol_km=2.0, model="lim2014_as_printed",
-                           p_afterpulse=fs.LIM2014["p_afterpulse"])
+    link = presets.lim2014_link()
+    d = finite_optimize.max_distance_km(link, [1e4, 1e9], tol_km=2.0, model="lim2014_as_printed",
+                           p_afterpulse=presets.LIM2014["p_afterpulse"])
     assert d[0] < 60.0 and d[1] < 160.0  # far from 135 km and from Fig. 1
 
 
 @pytest.mark.slow
 def test_maximum_distance_bisection_with_the_search_agrees():
     # max_distance_km on its own (grid + multi-section) against the search's bisection.
-    link = fs.lim2014_link()
-    grad = fs.max_distance_km(link, [1e4, 1e9], tol_km=0.5, **LIM_MODEL)
-    search = fs.max_distance_km(link, [1e4, 1e9], tol_km=0.5, method="search", chunk=2, **LIM_MODEL)
+    link = presets.lim2014_link()
+    grad = finite_optimize.max_distance_km(link, [1e4, 1e9], tol_km=0.5, **LIM_MODEL)
+    search = finite_optimize.max_distance_km(link, [1e4, 1e9], tol_km=0.5, method="search", chunk=2, **LIM_MODEL)
     assert np.all(grad >= search - 0.5) and np.all(np.abs(grad - search) < 1.5), (grad, search)
 
 
@@ -210,11 +214,11 @@ def test_maximum_distance_bisection_with_the_search_agrees():
 def test_search_fallback_where_the_phase_error_bound_is_undefined():
     # n_X = 1e14, 1e15 with eps_sec = kappa l (0.03-0.1): the key lives in a thin shell at the edge
     # of the phase-error bound's domain, where the gradient optimizer's loss gives no direction.
-    link, blocks = fs.lim2014_link(), [1e12, 1e14, 1e15]
-    plain, _ = fs.maximize_points(fs.lim2014_analysis(), link, [50.0] * 3, blocks, chain_length=3, fallback=False,
+    link, blocks = presets.lim2014_link(), [1e12, 1e14, 1e15]
+    plain, _ = finite_optimize.maximize_points(presets.lim2014_analysis(), link, [50.0] * 3, blocks, chain_length=3, fallback=False,
                                   **LIM_MODEL)
-    best, theta = fs.maximize_points(fs.lim2014_analysis(), link, [50.0] * 3, blocks, chain_length=3, **LIM_MODEL)
-    search, _ = fs.optimize_points(fs.lim2014_analysis(), link, [50.0] * 3, blocks, chunk=3, **LIM_MODEL)
+    best, theta = finite_optimize.maximize_points(presets.lim2014_analysis(), link, [50.0] * 3, blocks, chain_length=3, **LIM_MODEL)
+    search, _ = finite_optimize.optimize_points(presets.lim2014_analysis(), link, [50.0] * 3, blocks, chunk=3, **LIM_MODEL)
     assert plain.rate[0] > 0 and best.rate[0] == plain.rate[0]  # points with a key are left alone
     assert np.all(best.rate > 0) and np.all(best.found) and np.all(np.isfinite(theta))
     assert np.all(best.rate >= 0.999 * search.rate)
@@ -238,11 +242,11 @@ def test_rusca2018_one_decoy_wins_for_practical_blocks_but_not_asymptotically(ra
         peak = RATIO_BLOCKS[np.argmax(r)]
         assert 3e4 < peak < 3e6 and 1.2 < r.max() < 1.4
         assert r[-1] < r.max()  # the advantage shrinks toward large blocks
-    link = fs.lim2014_link()  # exact engine, cheap search: asymptotically the vacuum decoy wins (qmc: 0.93)
+    link = presets.lim2014_link()  # exact engine, cheap search: asymptotically the vacuum decoy wins (qmc: 0.93)
     kw = dict(EXACT_KW)
     kw.pop("method")
-    one, _ = fs.optimize_points(AsymptoticOneDecoy(), link, [50.0, 100.0, 50.0, 100.0], [1.0] * 4, **kw)
-    two, _ = fs.optimize_points(AsymptoticTwoDecoy(), link, [50.0, 100.0, 50.0, 100.0], [1.0] * 4, **kw)
+    one, _ = finite_optimize.optimize_points(AsymptoticOneDecoy(), link, [50.0, 100.0, 50.0, 100.0], [1.0] * 4, **kw)
+    two, _ = finite_optimize.optimize_points(AsymptoticTwoDecoy(), link, [50.0, 100.0, 50.0, 100.0], [1.0] * 4, **kw)
     assert np.all(one.rate < two.rate)
 
 
@@ -252,7 +256,7 @@ def test_afterpulsing_reverses_the_comparison_like_a_larger_error_rate(ratios):
     # a larger error rate: the one-decoy bounds count every error of the decoy as vacuum (the
     # upper bound on s_0, Rusca Eq. (A16)) and take the single-photon errors from a secant over
     # [mu2, mu1] (Eq. (A22)), both growing with the error rate (see the README).
-    after = ratios[fs.LIM2014["p_afterpulse"]]
+    after = ratios[presets.LIM2014["p_afterpulse"]]
     for length in RATIO_LENGTHS[:2]:
         r = np.array([after[length, n]["ratio"] for n in RATIO_BLOCKS])
         assert np.all(r < 1.0) and r[0] < 0.5 and 0.85 < r.max() < 0.97, r
@@ -387,7 +391,7 @@ def test_observed_counts_match_expected_counts(analysis, protocol):
     sent = n_pulses * np.einsum("k,a,b,x->kabx", np.asarray(protocol.probabilities), pb, pb, np.full(2, 0.5))
     counts = np.asarray(exact.outcome_table(LINK50, protocol)) * sent[..., None]  # (k, 2, 2, 2, 4)
     obs = Observations.from_counts(counts, sent)
-    observed, estimated = rates_from_counts(analysis, obs, protocol, n_pulses)
+    observed, estimated = rates_from_counts(analysis, obs, protocol)
     assert float(observed.rate) == pytest.approx(float(expected.rate), rel=1e-9)
     assert float(observed.n_key) == pytest.approx(float(analysis.block_size), rel=1e-9)
     # Without the pulse total, it is estimated from the matched-basis pulses (exact here).
@@ -441,12 +445,12 @@ def test_analysis_checks_and_registry():
 
 
 def test_study_rows_have_the_documented_columns():
-    rows = fs.finite_key_vs_distance(LINK50, [0.0, 20.0, 40.0, 60.0], [1e6], **EXACT_KW)  # the search
+    rows = finite_key.finite_key_vs_distance(LINK50, [0.0, 20.0, 40.0, 60.0], [1e6], **EXACT_KW)  # the search
     assert [r["block_size"] for r in rows] == [1e6] * 4 + [math.inf] * 4
     for key in ("length_km", "block_size", "key_rate", "mu1", "mu2", "mu3", "p_mu1", "p_mu2", "p_mu3", "p_z"):
         assert key in rows[0]
     assert rows[0]["key_rate"] > 0 and rows[0]["reason"] == "ok"
-    prot = fs.protocol_from_row(rows[0])
+    prot = qmc.DecoyBB84.from_parameters(rows[0])
     qmc.validate(prot)
     FiniteLim2014().validate_protocol(prot)
 
@@ -465,13 +469,12 @@ def test_monte_carlo_sessions_through_the_same_analysis():
     sessions = 200
     sent = rng.multinomial(n_pulses, class_p.ravel(), size=sessions)  # (S, classes)
     counts = np.stack([[rng.multinomial(n, p) for n, p in zip(row, table)] for row in sent])
-    res = fs.session_key_lengths(analysis, PROT3, counts.reshape((sessions,) + class_p.shape + (4,)),
-                                 sent.reshape((sessions,) + class_p.shape))
+    tally = Tally(jnp.asarray(counts.reshape((sessions,) + class_p.shape + (4,)), jnp.int64))
+    res = session_outcomes(analysis, PROT3, tally)
     assert not res["abort"].any()
     assert np.all(res["n_pulses"] == n_pulses)
     mean, sd = res["key_length"].mean(), res["key_length"].std()
     assert abs(mean - float(reference.key_length)) < 5 * sd / math.sqrt(sessions)
     # a phase-error tolerance below every session's bound aborts them all
-    strict = fs.session_key_lengths(analysis, PROT3, counts.reshape((sessions,) + class_p.shape + (4,)),
-                                    sent.reshape((sessions,) + class_p.shape), phase_error_tolerance=1e-3)
+    strict = session_outcomes(analysis, PROT3, tally, phase_error_tolerance=1e-3)
     assert strict["abort"].all() and np.all(strict["key_length"] == 0)

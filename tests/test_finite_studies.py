@@ -22,8 +22,13 @@ from hypothesis import strategies as st
 from scipy import stats
 
 import qmc
-from qmc import cli, finite_mc, studies
-from qmc import finite_study as fs
+from qmc import cli, presets, studies
+from qmc.analysis.sessions import session_outcomes
+from qmc.engines.block import sample_until_full
+from qmc.engines.lim2014 import system_model
+from qmc.random import poisson
+from qmc.studies import finite_key, finite_key_mc
+from qmc.studies.settings import FiniteSettings
 from qmc.analysis import FiniteLim2014
 from qmc.results import read_metadata, read_results
 
@@ -70,12 +75,12 @@ def test_finite_lim2014_config_is_lims_system_and_fig1_grid():
     assert isinstance(lim, FiniteLim2014)
     assert (lim.f_ec, lim.eps_cor, lim.kappa) == (1.16, 1e-15, 1e-15)
     assert float(np.asarray(spec["protocol"].intensities)[2]) == 2e-4  # Lim's fixed mu3
-    assert spec["finite"] == {"model": "lim2014", "p_afterpulse": 0.04, "max_distance": True,
-                              "max_distance_tol_km": 0.5}
-    assert spec["optimize"]["method"] == "gradient"  # qmc.optimize; `search` is the fallback
-    lengths = studies.axis_values(spec["sweep"]["length_km"], "sweep.length_km")
+    assert spec["finite"] == FiniteSettings(model="lim2014", p_afterpulse=0.04, max_distance=True,
+                                            max_distance_tol_km=0.5)
+    assert spec["optimize"].method == "gradient"  # qmc.optimize; `search` is the fallback
+    lengths = spec["sweep"].axis("length_km")
     np.testing.assert_array_equal(lengths, np.arange(0.0, 201.0, 5.0))
-    blocks = studies.axis_values(spec["sweep"]["block_size"], "sweep.block_size")
+    blocks = spec["sweep"].axis("block_size")
     np.testing.assert_array_equal(blocks, 10.0 ** np.arange(4, 10))
 
 
@@ -83,10 +88,10 @@ def test_one_vs_two_and_mc_configs():
     _, study, spec, _ = prepare("experiment=one_vs_two_decoy")
     assert study.name == "one_vs_two_decoy"
     assert {type(a).__name__ for a in spec["analysis"]["variants"].values()} == {"FiniteLim2014", "FiniteRusca2018"}
-    assert spec["finite"]["p_afterpulse"] == [0.0, 0.04] and spec["finite"]["model"] == "exact"
+    assert spec["finite"].p_afterpulse == (0.0, 0.04) and spec["finite"].model == "exact"
     _, study, spec, _ = prepare("experiment=finite_key_mc")
     assert study.name == "finite_key_mc"
-    assert spec["mc"]["rules"] == ["until_full", "fixed_pulses"] and spec["finite"]["model"] == "exact"
+    assert spec["mc"].rules == ("until_full", "fixed_pulses") and spec["finite"].model == "exact"
     # The analysis configs and the system preset also serve other experiments.
     _, _, spec, _ = prepare("experiment=finite_lim2014", "analysis=finite_rusca2018")
     assert set(spec["analysis"]["variants"]) == {"finite_rusca2018", "asymptotic_one_decoy"}
@@ -107,10 +112,10 @@ BAD = [
     (["experiment=finite_lim2014", "protocol.intensities=[0.5,0.1,0.08]"], "protocol.intensities[2] = 0.08"),
     (["experiment=one_vs_two_decoy", "analysis=finite_lim2014"], "analysis.variants: study one_vs_two_decoy needs"),
     (["experiment=one_vs_two_decoy", "finite.p_afterpulse=[0,1.5]"], "finite.p_afterpulse[1] = 1.5 is out of"),
-    (["experiment=finite_key_mc", "mc.rules=[sometimes]"], "mc.rules: 'sometimes' must be one of until_full"),
+    (["experiment=finite_key_mc", "mc.rules=[sometimes]"], "mc.rules = [sometimes]: must be a non-empty list of"),
     (["experiment=finite_key_mc", "finite.model=lim2014"], "mc.rules: fixed_pulses sessions come from the block"),
     (["experiment=finite_key_mc", "sweep.block_size.values=[1e4,12345.6]"], "sweep.block_size: must be whole numbers"),
-    (["experiment=finite_key_mc", "engine.name=pulse"], "engine = pulse: study finite_key_mc uses expected"),
+    (["experiment=finite_key_mc", "engine=pulse"], "engine = pulse: study finite_key_mc uses expected"),
 ]
 
 
@@ -139,7 +144,7 @@ def test_cli_runs_a_short_finite_lim2014_study(tmp_path):
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     rows = read_results(run_dir)
-    assert len(rows) == 2 * 3 and set(rows[0]) == set(fs.FINITE_COLUMNS)
+    assert len(rows) == 2 * 3 and set(rows[0]) == set(finite_key.FINITE_COLUMNS)
     meta = read_metadata(run_dir)
     assert meta["status"] == "complete" and meta["study"] == "finite_lim2014" and meta["chunks_total"] == 2
     assert (run_dir / "finite_key_vs_distance.png").stat().st_size > 1000
@@ -226,7 +231,7 @@ def _chi_square_p(samples, cdf, lo, hi):
 
 @pytest.mark.parametrize("lam", [3.0, 30.0, 1e4])
 def test_poisson_sampler_follows_poisson_law(lam):
-    x = np.asarray(finite_mc.poisson(jr.key(11), lam, (DRAWS,))).astype(np.int64)
+    x = np.asarray(poisson.poisson(jr.key(11), lam, (DRAWS,))).astype(np.int64)
     lo, hi = int(stats.poisson.ppf(1e-5, lam)), int(stats.poisson.ppf(1 - 1e-5, lam))
     assert _chi_square_p(x, lambda k: stats.poisson.cdf(k, lam), lo, hi) > 1e-6
 
@@ -237,7 +242,7 @@ def test_poisson_sampler_is_exact_where_jax_poisson_is_not(lam):
     # of its acceptance test); ours must match sqrt(lam): the sample sd has relative standard
     # error 1/sqrt(2 n) (near-normal law), the mean sqrt(lam / n).
     n = DRAWS
-    x = np.asarray(finite_mc.poisson(jr.key(12), lam, (n,)))
+    x = np.asarray(poisson.poisson(jr.key(12), lam, (n,)))
     assert abs(x.mean() - lam) < Z * math.sqrt(lam / n)
     assert abs(x.std() / math.sqrt(lam) - 1.0) < Z / math.sqrt(2 * n)
     assert np.all(x == np.round(x))
@@ -245,18 +250,18 @@ def test_poisson_sampler_is_exact_where_jax_poisson_is_not(lam):
 
 def test_negative_binomial_follows_its_law():
     r, p = 7, 0.2  # small: the whole pmf is testable
-    x = np.asarray(finite_mc.negative_binomial(jr.key(13), r, p, (DRAWS,))).astype(np.int64)
+    x = np.asarray(poisson.negative_binomial(jr.key(13), r, p, (DRAWS,))).astype(np.int64)
     lo, hi = 0, int(stats.nbinom.ppf(1 - 1e-5, r, p))
     assert _chi_square_p(x, lambda k: stats.nbinom.cdf(k, r, p), lo, hi) > 1e-6
     # A Lim-sized block: n_X = 1e9 at P(key detection) = 1e-5 (N ~ 1e14).
     r, p, n = 1e9, 1e-5, DRAWS
-    x = np.asarray(finite_mc.negative_binomial(jr.key(14), r, p, (n,)))
+    x = np.asarray(poisson.negative_binomial(jr.key(14), r, p, (n,)))
     mean, sd = r * (1 - p) / p, math.sqrt(r * (1 - p)) / p
     assert abs(x.mean() - mean) < Z * sd / math.sqrt(n)
     assert abs(x.std() / sd - 1.0) < Z / math.sqrt(2 * n)
 
 
-LINK50 = fs.lim2014_link(50.0)
+LINK50 = presets.lim2014_link(50.0)
 # Near Lim's optimum at 50 km for n_X ~ 1e6 (study finite_lim2014): small blocks want a weak
 # signal probability and p_z well below 1 (test-basis statistics).
 PROT3 = qmc.DecoyBB84(intensities=(0.43, 0.2, 2e-4), probabilities=(0.2, 0.55, 0.25), p_z=0.78, key_basis="Z")
@@ -264,8 +269,8 @@ PROT3 = qmc.DecoyBB84(intensities=(0.43, 0.2, 2e-4), probabilities=(0.2, 0.55, 0
 
 def test_until_full_sessions_follow_lims_rule():
     n_x, sessions = 1e5, SESSIONS
-    p_class, p_out = finite_mc.sifted_model_probabilities("exact", LINK50, PROT3)
-    tally = finite_mc.sample_until_full(jr.key(15), p_class, p_out, n_x, sessions)
+    p_class, p_out = system_model("exact").sifted_probabilities(LINK50, PROT3)
+    tally = sample_until_full(jr.key(15), p_class, p_out, n_x, sessions)
     c = np.asarray(tally.counts)  # (S, k, 2, 4)
     n = np.asarray(tally.n_pulses)
     assert c.dtype == np.int64 and n.dtype == np.int64 and c.min() >= 0
@@ -289,7 +294,7 @@ def test_until_full_sessions_follow_lims_rule():
     sd = np.sqrt((ef * w * (1 - w) + w**2 * vf) / sessions)
     assert np.all(np.abs(other.mean(0) - ef * w) <= Z * sd + 1e-9)
     # These laws have the expectations that the analysis uses for expected counts at n_X.
-    exp = fs.lim2014_analysis(block_size=n_x).counts(qmc.engines.exact.observations(LINK50, PROT3), PROT3)
+    exp = presets.lim2014_analysis(block_size=n_x).counts(qmc.engines.exact.observations(LINK50, PROT3), PROT3)
     np.testing.assert_allclose(n_x * q.reshape(-1, 3).sum(1), np.asarray(exp.detections)[:, 0], rtol=1e-9)
     k = pc.shape[0]
     x_det = (ef * w[k:].reshape(k, 4)[:, 1:]).sum(1)  # test-basis detections per intensity
@@ -314,12 +319,11 @@ def test_no_nan_in_monte_carlo_sessions_on_random_valid_parameters(values):
     mu3 = 2e-4 if mu1 > 0.1 else 0.0
     mu2 = mu3 + (mu1 - 2 * mu3) * share
     protocol = qmc.DecoyBB84((mu1, mu2, mu3), (p1, (1 - p1) * p2, (1 - p1) * (1 - p2)), pz, "Z")
-    link = fs.lim2014_link(length)
-    p_class, p_out = finite_mc.sifted_model_probabilities(model, link, protocol,
-                                                          0.04 if model == "lim2014" else 0.0)
-    tally = finite_mc.sample_until_full(jr.key(16), p_class, p_out, 10.0**log_n, SESSIONS)
+    link = presets.lim2014_link(length)
+    p_class, p_out = system_model(model, 0.04 if model == "lim2014" else 0.0).sifted_probabilities(link, protocol)
+    tally = sample_until_full(jr.key(16), p_class, p_out, 10.0**log_n, SESSIONS)
     assert np.asarray(tally.counts).min() >= 0 and np.all(np.asarray(tally.n_pulses) >= 10**log_n)
-    out = finite_mc.session_outcomes(fs.lim2014_analysis(), protocol, tally, phase_error_tolerance=0.2)
+    out = session_outcomes(presets.lim2014_analysis(), protocol, tally, phase_error_tolerance=0.2)
     for name, value in out.items():
         assert not np.any(np.isnan(np.asarray(value, dtype=float))), name
     assert np.all(out["key_length"] >= 0)
@@ -342,7 +346,7 @@ def test_finite_key_mc_study_median_agrees_with_expected_counts(tmp_path):
     assert set(summary) == {"until_full", "fixed_pulses"}
     assert len([r for r in rows if r["kind"] == "histogram"]) == 2 * 20
     for rule, s in summary.items():
-        assert s["abort_rule"] == finite_mc.ABORT_RULE
+        assert s["abort_rule"] == finite_key_mc.ABORT_RULE
         assert s["phase_error_tolerance"] == pytest.approx(s["phase_error_expected"] + 0.01)
         assert 0.0 <= s["abort_probability"] < 0.2  # qmc: about 1 %
         kept = SESSIONS * (1 - s["abort_probability"])
@@ -364,14 +368,14 @@ def test_finite_key_mc_study_median_agrees_with_expected_counts(tmp_path):
 
 
 def test_session_outcomes_abort_rule():
-    p_class, p_out = finite_mc.sifted_model_probabilities("exact", LINK50, PROT3)
-    tally = finite_mc.sample_until_full(jr.key(17), p_class, p_out, 1e6, SESSIONS)
-    analysis = fs.lim2014_analysis(block_size=1e6)
-    loose = finite_mc.session_outcomes(analysis, PROT3, tally)
+    p_class, p_out = system_model("exact").sifted_probabilities(LINK50, PROT3)
+    tally = sample_until_full(jr.key(17), p_class, p_out, 1e6, SESSIONS)
+    analysis = presets.lim2014_analysis(block_size=1e6)
+    loose = session_outcomes(analysis, PROT3, tally)
     assert not loose["abort"].any() and np.all(loose["key_length"] > 0)
-    strict = finite_mc.session_outcomes(analysis, PROT3, tally, phase_error_tolerance=1e-3)
+    strict = session_outcomes(analysis, PROT3, tally, phase_error_tolerance=1e-3)
     assert strict["abort"].all() and strict["abort_phase_error"].all() and np.all(strict["key_length"] == 0)
-    tiny = finite_mc.sample_until_full(jr.key(18), p_class, p_out, 10.0, SESSIONS)  # 10 detections: no key
-    out = finite_mc.session_outcomes(analysis, PROT3, tiny, phase_error_tolerance=0.5)
+    tiny = sample_until_full(jr.key(18), p_class, p_out, 10.0, SESSIONS)  # 10 detections: no key
+    out = session_outcomes(analysis, PROT3, tiny, phase_error_tolerance=0.5)
     assert out["abort_no_key"].all() and not out["abort_phase_error"].any()
 

@@ -15,7 +15,7 @@ from qmc._pytree import replace_path
 from qmc.engines import exact, fused, pulse
 from qmc.random import histogram, philox, tables
 from qmc.engines.pulse import simulate
-from qmc.mc_study import decoy_protocol, gys_link
+from qmc.presets import decoy_protocol, gys_link
 
 PROTO = decoy_protocol()
 

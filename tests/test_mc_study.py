@@ -50,11 +50,11 @@ def test_bad_engine_setting_is_one_line_error(tmp_path: Path):
 
 @pytest.mark.parametrize("name", ["decoy_bb84_mc"])
 def test_figure_from_rows(name, tmp_path):
-    from qmc.mc_study import decoy_bb84_mc_rows
+    from qmc.studies.decoy_mc import decoy_bb84_mc_rows
     import jax
 
     rows = decoy_bb84_mc_rows(jax.random.key(0), lengths_km=[10.0], engines=("exact", "block"), n_pulses=10**6)
-    fig = studies.get(name).figure(rows)
+    fig = studies.get(name).draw(rows)
     assert len(fig.axes) == 2
 
 
@@ -65,7 +65,7 @@ def test_engine_methods_from_the_config():
     import numpy as np
 
     from qmc import ValidationError, cli
-    from qmc.mc_study import decoy_bb84_mc_rows
+    from qmc.studies.decoy_mc import decoy_bb84_mc_rows
 
     cfg = cli.compose("experiment=decoy_bb84_mc", "engine.methods=[compare,nope]")
     with pytest.raises(ValidationError, match=r"engine\.methods = .*must be None or \(categorical, histogram\)"):

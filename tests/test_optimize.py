@@ -17,7 +17,10 @@ import pytest
 
 import qmc
 from qmc import cli, optimize
-from qmc import finite_study as fs
+from qmc import presets
+from qmc.optimize.objective import value_and_grad as forward_value_and_grad
+from qmc.protocols import DecoySpace
+from qmc.studies import finite_optimize
 from qmc._pytree import replace_path
 from qmc.analysis import FiniteLim2014, FiniteRusca2018, InfiniteDecoy, VacuumWeak
 from qmc.analysis.finite import AsymptoticTwoDecoy
@@ -53,13 +56,13 @@ def random_links(seed, n=N_LINKS, click_model="ma2005", max_km=150.0):
 # ----------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("space", [optimize.Space("decoys", True, True), optimize.Space("all", True, True),
-                                   optimize.Space("signal")])
+@pytest.mark.parametrize("space", [DecoySpace("decoys", True, True), DecoySpace("all", True, True),
+                                   DecoySpace("signal")])
 def test_every_theta_maps_onto_a_feasible_protocol(space):
     d = space.size(3)
     rng = np.random.default_rng(1)
     thetas = np.concatenate([rng.normal(0.0, 3.0, (300, d)), rng.uniform(-60.0, 60.0, (100, d))])
-    protocols = jax.jit(jax.vmap(lambda t: optimize.to_protocol(t, LIM_PROTOCOL, space)))(thetas)
+    protocols = jax.jit(jax.vmap(lambda t: space.to_protocol(t, LIM_PROTOCOL)))(thetas)
     mu = np.asarray(protocols.intensities)
     p = np.asarray(protocols.probabilities)
     p_z = np.asarray(protocols.p_z) * np.ones(len(thetas))
@@ -72,9 +75,9 @@ def test_every_theta_maps_onto_a_feasible_protocol(space):
         qmc.validate(one)
         FINITE.validate_protocol(one)
     # from_protocol inverts to_protocol (numpy and jax versions agree)
-    theta = optimize.from_protocol(LIM_PROTOCOL, space, np)
-    np.testing.assert_allclose(theta, optimize.from_protocol(LIM_PROTOCOL, space))
-    back = optimize.to_protocol(theta, LIM_PROTOCOL, space)
+    theta = space.from_protocol(LIM_PROTOCOL, np)
+    np.testing.assert_allclose(theta, space.from_protocol(LIM_PROTOCOL))
+    back = space.to_protocol(theta, LIM_PROTOCOL)
     np.testing.assert_allclose(back.intensities, LIM_PROTOCOL.intensities, rtol=1e-9)
     if space.probabilities:
         np.testing.assert_allclose(back.probabilities, LIM_PROTOCOL.probabilities, rtol=1e-9)
@@ -82,11 +85,11 @@ def test_every_theta_maps_onto_a_feasible_protocol(space):
 
 
 def test_default_space_frees_what_has_an_interior_optimum():
-    assert optimize.default_space(FINITE) == optimize.Space("decoys", True, True)
-    assert optimize.default_space(FiniteRusca2018()) == optimize.Space("all", True, True)
+    assert optimize.default_space(FINITE, LIM_PROTOCOL) == DecoySpace("decoys", True, True)
+    assert optimize.default_space(FiniteRusca2018(), LIM_PROTOCOL) == DecoySpace("all", True, True)
     for asym in (AsymptoticTwoDecoy(), InfiniteDecoy(), VacuumWeak()):
-        assert optimize.default_space(asym) == optimize.Space("signal", False, False)
-    assert optimize.default_space(FINITE).names(3) == ("mu1", "mu2", "p_mu1", "p_mu2", "p_mu3", "p_z")
+        assert optimize.default_space(asym, LIM_PROTOCOL) == DecoySpace("signal", False, False)
+    assert optimize.default_space(FINITE, LIM_PROTOCOL).names(3) == ("mu1", "mu2", "p_mu1", "p_mu2", "p_mu3", "p_z")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -96,9 +99,9 @@ def test_default_space_frees_what_has_an_interior_optimum():
 OBJECTIVES = [
     ("infinite_decoy", InfiniteDecoy(f_ec=1.22), gys_link(60.0), GYS_PROTOCOL),
     ("vacuum_weak", VacuumWeak(f_ec=1.22), gys_link(60.0), GYS_PROTOCOL),
-    ("asymptotic_two_decoy", AsymptoticTwoDecoy(), fs.lim2014_link(60.0), LIM_PROTOCOL),
-    ("finite_lim2014", FINITE, fs.lim2014_link(60.0), LIM_PROTOCOL),
-    ("finite_rusca2018", fs.lim2014_analysis("finite_rusca2018", 1e8), fs.lim2014_link(60.0),
+    ("asymptotic_two_decoy", AsymptoticTwoDecoy(), presets.lim2014_link(60.0), LIM_PROTOCOL),
+    ("finite_lim2014", FINITE, presets.lim2014_link(60.0), LIM_PROTOCOL),
+    ("finite_rusca2018", presets.lim2014_analysis("finite_rusca2018", 1e8), presets.lim2014_link(60.0),
      qmc.DecoyBB84(intensities=(0.5, 0.15), probabilities=(0.8, 0.2), p_z=0.85, key_basis="Z")),
 ]
 
@@ -106,7 +109,7 @@ OBJECTIVES = [
 @pytest.mark.parametrize("name,analysis,link,protocol", OBJECTIVES, ids=[o[0] for o in OBJECTIVES])
 def test_objective_gradient_matches_finite_differences(name, analysis, link, protocol):
     space = optimize.default_space(analysis, protocol)
-    theta = optimize.from_protocol(protocol, space, np) + 0.05  # an interior point off the start
+    theta = space.from_protocol(protocol, np) + 0.05  # an interior point off the start
     h = 1e-5
     steps = np.concatenate([np.eye(theta.size), -np.eye(theta.size)]) * h
 
@@ -114,7 +117,7 @@ def test_objective_gradient_matches_finite_differences(name, analysis, link, pro
     def evaluate(t):
         def f(x):
             return optimize.objective(x, link, protocol, analysis, space)
-        value, grad = optimize._value_and_grad(f, t.size)(t)  # the optimizer's gradient (forward mode)
+        value, grad = forward_value_and_grad(f, t.size)(t)  # the optimizer's gradient (forward mode)
         return value, grad, jax.vmap(f)(t[None, :] + steps)
 
     value, grad, shifted = evaluate(jnp.asarray(theta))
@@ -125,13 +128,13 @@ def test_objective_gradient_matches_finite_differences(name, analysis, link, pro
 
 def test_reverse_mode_gradient_agrees_with_forward_mode_and_is_finite_without_key():
     _, analysis, link, protocol = OBJECTIVES[2]  # asymptotic two-decoy: Lim's bounds, all branches
-    space = optimize.Space("decoys", True, True)
-    theta = optimize.from_protocol(protocol, space, np) + 0.05
+    space = DecoySpace("decoys", True, True)
+    theta = space.from_protocol(protocol, np) + 0.05
 
     def f(x, length):
         return optimize.objective(x, replace_path(link, "channel.length_km", length), protocol, analysis, space)
 
-    forward = jax.jit(lambda x, length: optimize._value_and_grad(lambda y: f(y, length), x.size)(x))
+    forward = jax.jit(lambda x, length: forward_value_and_grad(lambda y: f(y, length), x.size)(x))
     reverse = jax.jit(jax.value_and_grad(f))
     np.testing.assert_allclose(reverse(theta, 60.0)[1], forward(theta, 60.0)[1], rtol=1e-9, atol=1e-12)
     for length, t in [(400.0, theta), (0.0, theta + 40.0), (0.0, theta - 40.0), (150.0, np.zeros(5))]:
@@ -140,21 +143,21 @@ def test_reverse_mode_gradient_agrees_with_forward_mode_and_is_finite_without_ke
 
 
 def test_objective_is_finite_where_the_rate_is_clipped_at_zero():
-    space = optimize.default_space(FINITE)
+    space = optimize.default_space(FINITE, LIM_PROTOCOL)
 
     @jax.jit
     def value_and_grad(t, length):
-        link = replace_path(fs.lim2014_link(), "channel.length_km", length)
-        return optimize._value_and_grad(lambda x: optimize.objective(x, link, LIM_PROTOCOL, FINITE, space), 5)(t)
+        link = replace_path(presets.lim2014_link(), "channel.length_km", length)
+        return forward_value_and_grad(lambda x: optimize.objective(x, link, LIM_PROTOCOL, FINITE, space), 5)(t)
 
-    theta = optimize.from_protocol(LIM_PROTOCOL, space, np)
+    theta = space.from_protocol(LIM_PROTOCOL, np)
     for length, t in [(300.0, theta), (0.0, theta + 40.0), (0.0, theta - 40.0), (150.0, np.zeros(5)),
                       (1000.0, theta)]:
         value, grad = value_and_grad(t, length)
         assert np.isfinite(value) and np.all(np.isfinite(grad)), (length, t)
     value, grad = value_and_grad(theta, 300.0)  # no key: above every feasible loss, pointing to a key
     assert value > 1000.0 and np.any(grad != 0.0)
-    out = FINITE.key_rate(fs.lim2014_link(300.0), LIM_PROTOCOL)
+    out = FINITE.key_rate(presets.lim2014_link(300.0), LIM_PROTOCOL)
     assert float(out.rate) == 0.0 and int(out.reason) != 0
 
 
@@ -164,7 +167,7 @@ def test_bounds_that_exceed_the_detections_give_no_key():
     p = qmc.DecoyBB84(intensities=(4.130307243719511e-4, 2.1303072437195102e-4, 2e-4),
                       probabilities=(1.7190590945132908e-22, 0.055667366952392744, 0.9443326330476072),
                       p_z=1.741287620709925e-14, key_basis="Z")
-    out = FiniteLim2014(block_size=1e9).key_rate(fs.lim2014_link(175.76), p)
+    out = FiniteLim2014(block_size=1e9).key_rate(presets.lim2014_link(175.76), p)
     assert float(out.rate) == 0.0
     assert float(out.s0) + float(out.s1) <= float(out.n_key) * (1 + 1e-12)
 
@@ -224,7 +227,7 @@ def finite_random():
     """Random links and block sizes (plus one link with no key), optimized in one call."""
     rng = np.random.default_rng(3)
     links = random_links(seed=11, n=N_LINKS - 1, click_model="threshold", max_km=120.0)
-    links.append(fs.lim2014_link(400.0))  # far beyond the key's reach
+    links.append(presets.lim2014_link(400.0))  # far beyond the key's reach
     blocks = 10 ** rng.uniform(6.0, 11.0, N_LINKS)
     paths = {"link.detector.efficiency": [float(l.detector.efficiency) for l in links],
              "link.detector.p_dark": [float(l.detector.p_dark) for l in links],
@@ -240,7 +243,7 @@ def finite_random():
 def test_finite_key_matches_or_beats_the_derivative_free_search(finite_random):
     links, blocks, opt = finite_random
     for i in range(N_LINKS - 1):
-        best, _ = fs.optimize_points(FINITE, links[i], [float(links[i].channel.length_km)], [blocks[i]],
+        best, _ = finite_optimize.optimize_points(FINITE, links[i], [float(links[i].channel.length_km)], [blocks[i]],
                                      n_candidates=1024, n_rounds=6, chunk=1)
         assert opt.rate.rate[i] > 0
         # the search's region (p_z <= 0.9999, p_k >= 1e-4, mu1 <= 1) lies inside the optimizer's
@@ -307,7 +310,7 @@ def test_optax_solver_agrees_with_bfgs_on_a_finite_key_point(finite_random):
 
 
 def test_unknown_solver_or_option_is_refused():
-    link = fs.lim2014_link(60.0)
+    link = presets.lim2014_link(60.0)
     with pytest.raises(ValueError, match="solver = 'adam': must be one of 'bfgs', 'optax'"):
         optimize.maximize(FINITE, link, LIM_PROTOCOL, solver="adam")
     with pytest.raises(ValueError, match="must be one of 'bfgs', 'optax'"):
@@ -318,7 +321,7 @@ def test_unknown_solver_or_option_is_refused():
 
 @pytest.mark.slow
 def test_optax_sweep_matches_the_default_solver():
-    from qmc.bench_optimize import cases
+    from qmc.bench.optimize import cases
 
     analysis, link, protocol, space, lengths = cases(24)["finite_lim2014_1e9"]
     points = {"link.channel.length_km": lengths}
@@ -341,7 +344,7 @@ def test_optax_sweep_matches_the_default_solver():
 
 @pytest.mark.slow
 def test_sweep_matches_or_beats_scipy_point_by_point():
-    from qmc.bench_optimize import cases, compare, scipy_sweep
+    from qmc.bench.optimize import cases, compare, scipy_sweep
 
     for name, (analysis, link, protocol, space, lengths) in cases(24).items():
         opt = optimize.maximize_sweep(analysis, link, protocol, {"link.channel.length_km": lengths}, space)
@@ -352,12 +355,12 @@ def test_sweep_matches_or_beats_scipy_point_by_point():
 
 @pytest.mark.slow
 def test_one_decoy_finite_key_optimum_beats_the_search():
-    analysis = fs.lim2014_analysis("finite_rusca2018", 1e8)
+    analysis = presets.lim2014_analysis("finite_rusca2018", 1e8)
     protocol = qmc.DecoyBB84(intensities=(0.5, 0.15), probabilities=(0.8, 0.2), p_z=0.85, key_basis="Z")
     lengths = np.array([0.0, 50.0, 100.0, 150.0])
-    link = fs.lim2014_link()
+    link = presets.lim2014_link()
     opt = optimize.maximize_sweep(analysis, link, protocol, {"link.channel.length_km": lengths})
-    best, _ = fs.optimize_points(analysis, link, lengths, [1e8] * 4)
+    best, _ = finite_optimize.optimize_points(analysis, link, lengths, [1e8] * 4)
     assert np.all(np.asarray(opt.rate.rate) >= np.asarray(best.rate) * (1 - 1e-6))
 
 
@@ -375,7 +378,7 @@ def test_optimize_link_config_validates_the_link_and_the_study_settings():
     study, spec, chunks = _prepare("channel.length_km=80", "detector=snspd", "analysis=finite_lim2014",
                                    "analysis.block_size=1e10")
     assert study.name == "optimize_link" and hasattr(chunks, "__next__")  # nothing compiled yet
-    assert float(spec["detector"].efficiency) == 0.92 and list(spec["sweep"]["length_km"]["values"]) == [80.0]
+    assert float(spec["detector"].efficiency) == 0.92 and list(spec["sweep"].axis("length_km")) == [80.0]
     for bad, message in (("optimize.n_starts=0", "optimize.n_starts"), ("check.n_sessions=-1", "check.n_sessions"),
                          ("protocol.key_basis=both", "key_basis"), ("sweep.length_km.values=[-5]", "length")):
         with pytest.raises(qmc.ValidationError, match=message):
@@ -383,7 +386,7 @@ def test_optimize_link_config_validates_the_link_and_the_study_settings():
 
 
 def test_optimize_link_table_marks_fixed_parameters_and_gives_the_check():
-    from qmc.optimize_study import format_table, table_notes
+    from qmc.studies.optimize_link import format_table, table_notes
 
     finite = dict(analysis="finite_lim2014", length_km=80.0, block_size=1e10, key_rate=0.003914,
                   key_rate_bps=3.914e6, reason="ok", free="mu1 mu2 p_mu1 p_mu2 p_mu3 p_z", mu1=0.6209, mu2=0.1449,

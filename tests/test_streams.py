@@ -21,7 +21,7 @@ from qmc.detectors import ThresholdDetectors
 from qmc.engines import exact
 from qmc.engines.pulse import simulate
 from qmc.engines.streams import StreamEngine, sample_cells, simulate_streams
-from qmc.mc_study import decoy_protocol, gys_link
+from qmc.presets import decoy_protocol, gys_link
 
 Z = 5.0
 

@@ -9,7 +9,7 @@ import pytest
 import qmc
 from qmc.analysis import throughput
 from qmc.engines.streams import simulate_streams
-from qmc.mc_study import decoy_protocol, gys_link
+from qmc.presets import decoy_protocol, gys_link
 
 
 def test_saturated_rate_is_the_gated_steady_state():
@@ -54,7 +54,7 @@ def test_comparison_figure_smoke(tmp_path):
     import matplotlib
 
     matplotlib.use("Agg")
-    from qmc.correlated_study import afterpulse_comparison_rows
+    from qmc.studies.afterpulsing import afterpulse_comparison_rows
     from qmc.plots.correlated import approximation_vs_simulation
 
     link = gys_link(0.0)

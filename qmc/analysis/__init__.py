@@ -1,18 +1,20 @@
-"""Security analyses: pure functions of (observations or link, protocol) -> KeyRate."""
+"""Security analyses: pure functions of (observations or link, protocol) -> KeyRate
+(interface: :mod:`qmc.analysis.base`)."""
 
-from qmc.engines.observations import Observations
-from qmc.analysis.keyrate import KeyRate, REASONS, h2, reason_text
 from qmc.analysis.asymptotic import ASYMPTOTIC, InfiniteDecoy, NoDecoy, SinglePhoton, VacuumWeak
+from qmc.analysis.base import AbstractAnalysis
 from qmc.analysis.bounds import PLOB, plob_bound
 from qmc.analysis.finite import (
     FINITE, AsymptoticOneDecoy, AsymptoticTwoDecoy, FiniteKeyRate, FiniteLim2014, FiniteRusca2018,
 )
+from qmc.analysis.keyrate import REASONS, KeyRate, h2, reason_text
+from qmc.analysis.model import ModelAnalysis
+from qmc.engines.observations import Observations
 
-ANALYSES = {**ASYMPTOTIC, PLOB.name: PLOB}
-ANALYSES.update(FINITE)  # finite_lim2014, finite_rusca2018, asymptotic_two_decoy, asymptotic_one_decoy
+ANALYSES = {**ASYMPTOTIC, PLOB.name: PLOB, **FINITE}  # name -> class
 
 __all__ = [
-    "Observations", "KeyRate", "REASONS", "h2", "reason_text", "InfiniteDecoy", "VacuumWeak",
-    "NoDecoy", "SinglePhoton", "PLOB", "plob_bound", "ANALYSES",
-    "FiniteLim2014", "FiniteRusca2018", "AsymptoticTwoDecoy", "AsymptoticOneDecoy", "FiniteKeyRate",
+    "AbstractAnalysis", "ModelAnalysis", "Observations", "KeyRate", "REASONS", "h2", "reason_text",
+    "InfiniteDecoy", "VacuumWeak", "NoDecoy", "SinglePhoton", "PLOB", "plob_bound", "ANALYSES", "FiniteLim2014",
+    "FiniteRusca2018", "AsymptoticTwoDecoy", "AsymptoticOneDecoy", "FiniteKeyRate",
 ]

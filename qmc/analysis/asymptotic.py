@@ -18,10 +18,12 @@ from typing import ClassVar
 import jax.numpy as jnp
 
 from qmc._pytree import pytree_dataclass
+from qmc.analysis.base import AbstractAnalysis
 from qmc.analysis.keyrate import KeyRate, finish, h2
 from qmc.engines.observations import Observations
+from qmc.sources import WeakCoherentSource
 from qmc.engines import exact
-from qmc.validation import Range, Rule, is_valid
+from qmc.validation import Range, Rule
 
 __all__ = ["InfiniteDecoy", "VacuumWeak", "NoDecoy", "SinglePhoton", "ASYMPTOTIC"]
 
@@ -48,24 +50,9 @@ def gllp_rate(protocol, q1, e1, gain, qber, f_ec):
     return jnp.sum(jnp.maximum(weighted, 0.0)), jnp.max(jnp.where(weight > 0, weighted, -jnp.inf))
 
 
-class _Analysis:
-    name: ClassVar[str]
-    uses_observations: ClassVar[bool] = False
-
+class _Analysis(AbstractAnalysis):
     def checks(self):
         return [Range("f_ec", 1.0)]
-
-    def protocol_checks(self, protocol):
-        """Constraints this analysis puts on the protocol (evaluated like ``checks``)."""
-        return []
-
-    def _valid(self, link, protocol):
-        ok = is_valid(self) & is_valid(protocol)
-        if link is not None:
-            ok = ok & is_valid(link)
-        for rule in self.protocol_checks(protocol):
-            ok = ok & rule.condition(protocol)
-        return ok
 
 
 def _signal(obs: Observations):
@@ -93,7 +80,7 @@ class InfiniteDecoy(_Analysis):
         q1 = y1 * link.source.photon_number_pmf(mu, 1)
         rate, _ = gllp_rate(protocol, q1, e1, gain, qber, self.f_ec)
         return finish(
-            rate, valid=self._valid(link, protocol), detected=gain[0] > 0,
+            rate, valid=self._valid(protocol, link), detected=gain[0] > 0,
             y1_positive=y1[0] > 0, y1=y1[0], e1=e1[1], gain=gain[0], qber=qber[0],
         )
 
@@ -145,7 +132,7 @@ class VacuumWeak(_Analysis):
         gain, qber = _signal(obs)
         rate, _ = gllp_rate(protocol, q1, jnp.where(y1_ok, e1, 0.5), gain, qber, self.f_ec)
         return finish(
-            rate, valid=self._valid(link, protocol) & (mu > jnp.asarray(protocol.intensities)[1]),
+            rate, valid=self._valid(protocol, link) & (mu > jnp.asarray(protocol.intensities)[1]),
             detected=gain[0] > 0, y1_positive=y1_ok[0], y1=y1[0], e1=e1[1], gain=gain[0], qber=qber[0],
         )
 
@@ -168,10 +155,10 @@ class NoDecoy(_Analysis):
     name: ClassVar[str] = "no_decoy"
     uses_observations: ClassVar[bool] = True
 
-    def key_rate_from_observations(self, obs: Observations, protocol, link=None, source=None) -> KeyRate:
-        from qmc.sources import WeakCoherentSource
-
-        source = WeakCoherentSource() if source is None else source
+    def key_rate_from_observations(self, obs: Observations, protocol, link=None) -> KeyRate:
+        """Key rate from observed (or expected) gains; the multi-photon probability is that of
+        ``link.source`` (weak coherent pulses without a link)."""
+        source = WeakCoherentSource() if link is None else link.source
         mu = jnp.asarray(protocol.intensities)[0]
         p_multi = source.p_multi(mu)
         gain, qber = _signal(obs)
@@ -180,13 +167,12 @@ class NoDecoy(_Analysis):
         e1 = _safe_div(obs.error_gain[0], q1)
         rate, _ = gllp_rate(protocol, jnp.where(q1_ok, q1, 0.0), jnp.where(q1_ok, e1, 0.5), gain, qber, self.f_ec)
         return finish(
-            rate, valid=self._valid(link, protocol), detected=gain[0] > 0, y1_positive=q1_ok[0],
+            rate, valid=self._valid(protocol, link), detected=gain[0] > 0, y1_positive=q1_ok[0],
             y1=q1[0] / jnp.maximum(source.photon_number_pmf(mu, 1), 1e-300), e1=e1[1], gain=gain[0], qber=qber[0],
         )
 
     def key_rate(self, link, protocol) -> KeyRate:
-        obs = exact.observations(link, protocol)
-        return self.key_rate_from_observations(obs, protocol, link, link.source)
+        return self.key_rate_from_observations(exact.observations(link, protocol), protocol, link)
 
 
 @pytree_dataclass
@@ -204,7 +190,7 @@ class SinglePhoton(_Analysis):
         y1, e1 = single.gain[0], single.qber[0]
         rate, _ = gllp_rate(protocol, y1, e1, y1, e1, self.f_ec)
         return finish(
-            rate, valid=self._valid(link, protocol), detected=y1[0] > 0, y1_positive=y1[0] > 0,
+            rate, valid=self._valid(protocol, link), detected=y1[0] > 0, y1_positive=y1[0] > 0,
             y1=y1[0], e1=e1[1], gain=y1[0], qber=e1[0],
         )
 

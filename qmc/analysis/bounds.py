@@ -7,6 +7,7 @@ from typing import ClassVar
 import jax.numpy as jnp
 
 from qmc._pytree import pytree_dataclass
+from qmc.analysis.base import AbstractAnalysis
 from qmc.analysis.keyrate import finish
 from qmc.validation import is_valid
 
@@ -21,17 +22,10 @@ def plob_bound(transmittance):
 
 
 @pytree_dataclass
-class PLOB:
+class PLOB(AbstractAnalysis):
     """The repeaterless bound for the link's channel transmittance only (detectors excluded)."""
 
     name: ClassVar[str] = "plob"
-    uses_observations: ClassVar[bool] = False
-
-    def checks(self):
-        return []
-
-    def protocol_checks(self, protocol):
-        return []
 
     def key_rate(self, link, protocol=None):
         bound = plob_bound(link.channel.transmittance())

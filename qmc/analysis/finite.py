@@ -31,29 +31,6 @@ gamma use eps = eps_sec/21 (resp. /19). Lim's Fig. 1 does not fix eps_sec: it se
 eps_sec = kappa * l with kappa = 1e-15 (Sec. IV); ``kappa > 0`` reproduces that convention by a
 fixed-point iteration (started above the solution, so it descends to the largest consistent l).
 
-Formulas checked against the papers. Lim: against the published PRA text (Eqs. (1)-(5), (A1)-(A10),
-(B2)-(B4), Sec. IV). Rusca: the printed text was not available to us; the formulas follow a public
-transcription of its Appendix A, checked by re-deriving Eqs. (A10), (A16), (A17) and (A22) from
-Lim's Appendix A with two intensities (see :func:`rusca2018_bounds`).
-
-* Lim's gamma. Main text Eq. (5) writes gamma(eps_sec, ...) with the factor 21^2/a^2 inside the
-  logarithm; Appendix B, Eq. (B2), writes gamma(alpha_1, ...) with 1/a^2 and alpha_1 = eps_sec/21.
-  Both are the same number; here gamma takes a = eps_sec/21 and 1/a^2 (writing
-  "gamma(eps_sec/21, ...) with 21^2/a^2" would count the 21 twice). "log 2" in gamma's prefactor
-  is the natural logarithm of 2.
-* Lim's system model (Sec. IV; :func:`qmc.finite_study.lim2014_observations`) prints the
-  misalignment error as e_mis [1 - exp(-eta_ch k)] with the channel transmittance eta_ch, while
-  the detection rate uses eta_sys = eta_ch eta_Bob. This is a misprint: with eta_ch the optical
-  error is e_mis / eta_Bob = 5 % of the detections instead of 0.5 %, the n_X = 1e4 curve stops
-  near 16 km (the text says 135 km) and the n_X = 1e9 one near 149 km. With eta_sys, qmc gives
-  130 km (135 km with a fixed eps_sec = 1e-10) and a 1e9 / 1e7 rate ratio at 100 km of 1.79
-  (text: "about 1.75").
-* Rusca's Hoeffding counts. Eq. (A18) as transcribed omits the factor e^k / p_k of Lim's n^+-;
-  without it Eq. (A17) does not follow from Eq. (A10), so n^+-_k = e^k/p_k (n_k +- delta) is used.
-  Eq. (A16) writes delta(m_Z, eps_1) for the error deviation that Eq. (A4) calls eps_2; with all
-  terms equal (eps_sec = 19 eps) the two coincide. The transcribed gamma (A21) reads "2^21/a^2";
-  gamma here is Lim's with a = eps_sec/19, consistent with Rusca's composition Eq. (A24).
-
 Guards. Every square root and logarithm has a guarded argument with the double-``where`` pattern,
 so neither the value nor its gradient is NaN for any input. A rate that is not positive is 0 with
 a reason (:data:`qmc.analysis.REASONS`): a non-positive single-photon bound, a phase-error
@@ -75,14 +52,15 @@ import jax.numpy as jnp
 from qmc._pytree import pytree_dataclass
 from qmc.analysis.keyrate import INVALID, NO_DETECTIONS, NO_SINGLE_PHOTONS, NOT_FINITE, NOT_POSITIVE
 from qmc.analysis.keyrate import OK, REASONS, KeyRate, h2
-from qmc.engines.observations import Observations
+from qmc.analysis.base import AbstractAnalysis
+from qmc.analysis.decoy_bounds import lim2014_bounds, phase_error_upper, rusca2018_bounds, safe_div, tau
 from qmc.engines import exact
-from qmc.validation import Range, Rule, ValidationError, is_valid
+from qmc.engines.observations import Observations
+from qmc.validation import Range, Rule
 
 __all__ = [
     "DecoyCounts", "FiniteKeyRate", "FiniteLim2014", "FiniteRusca2018", "AsymptoticTwoDecoy",
-    "AsymptoticOneDecoy", "FINITE", "hoeffding_delta", "phase_error_upper", "lim2014_bounds",
-    "rusca2018_bounds",
+    "AsymptoticOneDecoy", "FINITE",
 ]
 
 PHASE_UNDEFINED = REASONS.index("phase-error bound undefined (logarithm argument below 1)")
@@ -90,26 +68,6 @@ FINITE_SIZE = REASONS.index("finite-size terms exceed the key: key length not po
 
 _LN2 = math.log(2.0)
 _KAPPA_STEPS = 4  # fixed-point steps for eps_sec = kappa * l
-
-
-# ----------------------------------------------------------------------------------------------
-# Guarded elementary functions (value and gradient finite everywhere)
-# ----------------------------------------------------------------------------------------------
-
-
-def _safe_sqrt(x):
-    ok = x > 0.0
-    return jnp.where(ok, jnp.sqrt(jnp.where(ok, x, 1.0)), 0.0)
-
-
-def _safe_div(num, den, fallback=0.0):
-    ok = den != 0.0
-    return jnp.where(ok, num / jnp.where(ok, den, 1.0), fallback)
-
-
-def _safe_log2(x):
-    ok = x > 0.0
-    return jnp.where(ok, jnp.log2(jnp.where(ok, x, 1.0)), -jnp.inf)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -143,7 +101,7 @@ class DecoyCounts:
         per_pulse_det = weight * obs.gain  # (k, 2) detections per emitted pulse
         per_pulse_err = weight * obs.error_gain
         p_key = jnp.sum(per_pulse_det[:, 0])
-        n_pulses = _safe_div(jnp.asarray(block_size, jnp.float64), p_key)
+        n_pulses = safe_div(jnp.asarray(block_size, jnp.float64), p_key)
         return cls(n_pulses * per_pulse_det, n_pulses * per_pulse_err, n_pulses)
 
     @classmethod
@@ -153,21 +111,19 @@ class DecoyCounts:
         return cls(weight * obs.gain, weight * obs.error_gain, jnp.asarray(1.0))
 
     @classmethod
-    def observed(cls, obs: Observations, protocol, n_pulses=None) -> "DecoyCounts":
-        """Observed counts from :class:`Observations` built with ``from_counts`` (``n_sent`` set).
+    def observed(cls, obs: Observations, protocol) -> "DecoyCounts":
+        """Observed counts from :class:`Observations` built from counts (``n_sent`` set).
 
-        Args:
-            obs: observations with ``n_sent`` (pulses sent per intensity and matched basis).
-            protocol: the protocol (gives p_z when ``n_pulses`` is not known).
-            n_pulses: pulses emitted in total (all basis pairs); a Tally knows it. When None it is
-                estimated as sum(n_sent) / (p_z^2 + (1 - p_z)^2), its expectation given the
-                matched-basis pulses.
+        The pulses emitted in total are ``obs.n_pulses`` (a Tally knows them); when None they are
+        estimated as sum(n_sent) / (p_z^2 + (1 - p_z)^2), their expectation given the matched-basis
+        pulses.
         """
         if obs.n_sent is None:
             raise ValueError("observed counts need Observations.from_counts (n_sent is None)")
         sent = jnp.asarray(obs.n_sent, jnp.float64)
         detections = sent * obs.gain
         errors = sent * obs.error_gain
+        n_pulses = obs.n_pulses
         if n_pulses is None:
             pb = protocol.basis_probabilities()
             n_pulses = jnp.sum(sent) / jnp.sum(pb**2)
@@ -177,128 +133,6 @@ class DecoyCounts:
 # ----------------------------------------------------------------------------------------------
 # Building blocks shared by both papers
 # ----------------------------------------------------------------------------------------------
-
-
-def hoeffding_delta(n, log_inv_eps):
-    """delta(n, eps) = sqrt(n / 2 ln(1/eps)) (Lim 2014, Eq. (A1)); ``log_inv_eps`` = ln(1/eps)."""
-    return _safe_sqrt(jnp.maximum(n, 0.0) / 2.0 * log_inv_eps)
-
-
-def _tau(mu, p, n: int):
-    """tau_n = sum_k p_k e^-k k^n / n!: probability that Alice sends n photons (Lim Eq. (2))."""
-    return jnp.sum(p * jnp.exp(-mu) * mu**n) / math.factorial(n)
-
-
-def _hoeffding_counts(counts, mu, p_safe, delta):
-    """(e^k/p_k (n_k - delta), e^k/p_k (n_k + delta)) for every intensity k: Lim's n^-+_k."""
-    w = jnp.exp(mu) / p_safe
-    return w * (counts - delta), w * (counts + delta)
-
-
-def phase_error_upper(v, s_test, s_key, log2_inv_a, finite: bool = True):
-    """Upper bound on the single-photon phase-error rate of the key basis (Lim Eq. (5)).
-
-        phi <= b + gamma(a, b, c, d),  b = v / c,
-        gamma = sqrt((c + d)(1 - b) b / (c d ln 2) * log2((c + d) / (c d (1 - b) b) / a^2))
-
-    with c = s_test (single photons in the test basis), d = s_key (in the key basis) and
-    a = eps_sec / 21 (Lim) or / 19 (Rusca), passed as ``log2_inv_a`` = log2(1/a).
-    b is clipped to [0, 1/2] (an error rate above 1/2 gives H = 1 anyway); at b = 0, gamma = 0
-    (its limit). The bound needs c, d > 0 and a logarithm argument above 1.
-
-    Returns:
-        (phi, ok): the bound, and whether it is defined.
-    """
-    positive = (s_test > 0.0) & (s_key > 0.0)
-    c = jnp.where(positive, s_test, 1.0)
-    d = jnp.where(positive, s_key, 1.0)
-    b = jnp.clip(_safe_div(v, c), 0.0, 0.5)
-    if not finite:
-        return jnp.where(positive, b, 0.5), positive
-    has_b = b > 0.0
-    bb = jnp.where(has_b, b, 0.25)
-    var = (c + d) * (1.0 - bb) * bb / (c * d)
-    # log2 of the argument, in log space: counts up to 1e12 and a down to 1e-20 stay in range
-    log2_arg = jnp.log2(c + d) - jnp.log2(c) - jnp.log2(d) - jnp.log2((1.0 - bb) * bb) + 2.0 * log2_inv_a
-    arg_ok = log2_arg > 0.0
-    gamma = _safe_sqrt(var / _LN2 * jnp.where(arg_ok, log2_arg, 0.0))
-    phi = jnp.where(has_b, bb + gamma, 0.0)
-    # Without single photons in both bases there is no bound: report the worst case 1/2.
-    return jnp.where(positive, phi, 0.5), positive & (arg_ok | ~has_b)
-
-
-def lim2014_bounds(det, err, mu, p, log_inv_eps, finite: bool = True):
-    """Two-decoy bounds of Lim et al. 2014 for one basis, Eqs. (2)-(4) ((A4)-(A10)).
-
-        s_0 >= tau_0 (mu2 n^-_mu3 - mu3 n^+_mu2) / (mu2 - mu3)                          (2)
-        s_1 >= tau_1 mu1 [n^-_mu2 - n^+_mu3 - (mu2^2 - mu3^2)/mu1^2 (n^+_mu1 - s_0/tau_0)]
-               / [mu1 (mu2 - mu3) - mu2^2 + mu3^2]                                        (3)
-        v_1 <= tau_1 (m^+_mu2 - m^-_mu3) / (mu2 - mu3)                                    (4)
-
-    with n^+-_k = e^k/p_k (n_k +- delta(n, eps)), m^+-_k likewise with delta(m, eps), n and m the
-    totals over intensities. The vacuum bound enters Eq. (3) clipped at 0 (s_0 >= 0 always holds).
-
-    Args:
-        det, err: detections and errors per intensity (mu1, mu2, mu3), shape (3,).
-        mu, p: intensities and their probabilities, shape (3,); p must be positive.
-        log_inv_eps: ln(1/eps) with eps = eps_sec/21.
-        finite: False drops the deviations (the asymptotic bounds).
-
-    Returns:
-        (s0, s1, v1) lower, lower and upper bounds (unclipped).
-    """
-    scale = 1.0 if finite else 0.0
-    d_n = scale * hoeffding_delta(jnp.sum(det), log_inv_eps)
-    d_m = scale * hoeffding_delta(jnp.sum(err), log_inv_eps)
-    n_lo, n_hi = _hoeffding_counts(det, mu, p, d_n)
-    m_lo, m_hi = _hoeffding_counts(err, mu, p, d_m)
-    mu1, mu2, mu3 = mu[0], mu[1], mu[2]
-    tau0, tau1 = _tau(mu, p, 0), _tau(mu, p, 1)
-    s0 = tau0 * _safe_div(mu2 * n_lo[2] - mu3 * n_hi[1], mu2 - mu3)
-    s0_pos = jnp.maximum(s0, 0.0)
-    num = n_lo[1] - n_hi[2] - _safe_div(mu2**2 - mu3**2, mu1**2) * (n_hi[0] - s0_pos / tau0)
-    s1 = tau1 * mu1 * _safe_div(num, mu1 * (mu2 - mu3) - mu2**2 + mu3**2)
-    v1 = tau1 * _safe_div(m_hi[1] - m_lo[2], mu2 - mu3)
-    return s0, s1, v1
-
-
-def rusca2018_bounds(det, err, mu, p, log_inv_eps, finite: bool = True):
-    """One-decoy bounds of Rusca et al. 2018 for one basis (Eqs. (A10), (A16), (A17), (A19), (A22)).
-
-        s_0 >= tau_0 / (mu1 - mu2) (mu1 n^-_mu2 - mu2 n^+_mu1)                           (A19)
-        s_0 <= s_0^u = 2 [tau_0 e^mu2 / p_mu2 (m_mu2 + delta(m)) + delta(n)]             (A16)
-        s_1 >= tau_1 mu1 / (mu2 (mu1 - mu2))
-               [n^-_mu2 - mu2^2/mu1^2 n^+_mu1 - (mu1^2 - mu2^2)/mu1^2 s_0^u / tau_0]      (A17)
-        v_1 <= tau_1 / (mu1 - mu2) (m^+_mu1 - m^-_mu2)                                    (A22)
-
-    Without a vacuum decoy, s_1 needs an *upper* bound on the vacuum detections; Rusca takes it
-    from the errors of the decoy intensity (vacuum detections err with probability 1/2). Eq. (A10)
-    is derived here again from Lim's Appendix A with two intensities: the coefficient of s_1/tau_1
-    is (mu1 - mu2) mu2 / mu1, which gives the prefactor of Eq. (A17).
-
-    Args:
-        det, err: detections and errors per intensity (mu1, mu2), shape (2,).
-        mu, p: intensities and probabilities, shape (2,); p must be positive.
-        log_inv_eps: ln(1/eps) with eps = eps_sec/19.
-        finite: False drops the deviations (the asymptotic bounds).
-
-    Returns:
-        (s0_lower, s1_lower, v1_upper).
-    """
-    scale = 1.0 if finite else 0.0
-    d_n = scale * hoeffding_delta(jnp.sum(det), log_inv_eps)
-    d_m = scale * hoeffding_delta(jnp.sum(err), log_inv_eps)
-    n_lo, n_hi = _hoeffding_counts(det, mu, p, d_n)
-    m_lo, m_hi = _hoeffding_counts(err, mu, p, d_m)
-    mu1, mu2 = mu[0], mu[1]
-    tau0, tau1 = _tau(mu, p, 0), _tau(mu, p, 1)
-    s0_lower = tau0 * _safe_div(mu1 * n_lo[1] - mu2 * n_hi[0], mu1 - mu2)
-    s0_upper = 2.0 * (tau0 * jnp.exp(mu2) / p[1] * (err[1] + d_m) + d_n)
-    ratio = _safe_div(mu2**2, mu1**2)
-    num = n_lo[1] - ratio * n_hi[0] - (1.0 - ratio) * s0_upper / tau0
-    s1 = tau1 * mu1 * _safe_div(num, mu2 * (mu1 - mu2))
-    v1 = tau1 * _safe_div(m_hi[0] - m_lo[1], mu1 - mu2)
-    return s0_lower, s1, v1
 
 
 # ----------------------------------------------------------------------------------------------
@@ -352,10 +186,9 @@ def _mu(p, xp, i):
     return xp.asarray(p.intensities)[i]
 
 
-class _FiniteBase:
+class _FiniteBase(AbstractAnalysis):
     """Shared machinery: counts -> bounds -> key length -> FiniteKeyRate."""
 
-    name: ClassVar[str]
     n_intensities: ClassVar[int]
     eps_split: ClassVar[float]  # eps_sec = eps_split * eps (Lim 21, Rusca 19)
     finite: ClassVar[bool] = True
@@ -386,26 +219,6 @@ class _FiniteBase:
             Rule("p_z", lambda p, xp: (xp.asarray(p.p_z) > 0.0) & (xp.asarray(p.p_z) < 1.0),
                  f"{name} needs 0 < p_z < 1 (both bases are measured)"),
         ]
-
-    def protocol_checks(self, protocol):
-        """Constraints this analysis puts on the protocol (``Rule`` objects, like ``checks``)."""
-        raise NotImplementedError
-
-    def validate_protocol(self, protocol):
-        """Raise :class:`qmc.ValidationError` naming the first violated protocol constraint."""
-        for rule in self.protocol_checks(protocol):
-            message = rule.error(protocol, "protocol.")
-            if message is not None:
-                raise ValidationError(message)
-        return protocol
-
-    def _valid(self, protocol, link=None):
-        ok = is_valid(self) & is_valid(protocol)
-        if link is not None:
-            ok = ok & is_valid(link)
-        for rule in self.protocol_checks(protocol):
-            ok = ok & rule.condition(protocol)
-        return ok
 
     # -- the analysis ---------------------------------------------------------------------------
     def _bounds(self, det, err, mu, p, log_inv_eps, finite):
@@ -438,7 +251,7 @@ class _FiniteBase:
         s1t = jnp.minimum(s1t, jnp.sum(det[:, 1]))
         phi, phase_ok = phase_error_upper(v1t, s1t, s1k, log_inv_eps / _LN2, finite)
         n_key = jnp.sum(det[:, 0])
-        e_obs = _safe_div(jnp.sum(err[:, 0]), n_key)
+        e_obs = safe_div(jnp.sum(err[:, 0]), n_key)
         leak = self.f_ec * n_key * h2(e_obs)
         penalty = 0.0
         if finite:
@@ -483,7 +296,7 @@ class _FiniteBase:
         length_inf, _, _ = self._key_length(counts, mu, p, eps_sec, False)
 
         n_pulses = counts.n_pulses
-        rate_raw = _safe_div(length, n_pulses)
+        rate_raw = safe_div(length, n_pulses)
         valid = self._valid(protocol, link)
         detected = (diag["n_key"] > 0.0) & (n_pulses > 0.0) & jnp.isfinite(n_pulses)
         singles = (diag["s1"] > 0.0) & (diag["s1_test"] > 0.0)
@@ -497,8 +310,8 @@ class _FiniteBase:
         good = (reason == OK) & jnp.isfinite(rate_raw)
         rate = jnp.where(good, rate_raw, 0.0)
         pz = jnp.asarray(protocol.p_z, jnp.float64)
-        y1 = _safe_div(diag["s1"], n_pulses * pz**2 * _tau(mu, p, 1))
-        signal_gain = _safe_div(counts.detections[0, 0], n_pulses * p[0] * pz**2)
+        y1 = safe_div(diag["s1"], n_pulses * pz**2 * tau(mu, p, 1))
+        signal_gain = safe_div(counts.detections[0, 0], n_pulses * p[0] * pz**2)
         return FiniteKeyRate(
             rate=rate, reason=reason, y1=_clean(y1), e1=_clean(diag["phase_error"]),
             gain=_clean(signal_gain), qber=_clean(diag["e_obs"]), key_length=_clean(length),
@@ -508,26 +321,24 @@ class _FiniteBase:
             eps_sec=_clean(eps_sec), key_length_asymptotic=_clean(length_inf),
         )
 
-    def counts(self, obs: Observations, protocol, n_pulses=None) -> DecoyCounts:
+    def counts(self, obs: Observations, protocol) -> DecoyCounts:
         """Counts this analysis reads: expected at ``block_size`` when ``obs`` holds
         probabilities (``n_sent`` is None), else the observed counts."""
         if obs.n_sent is not None:
-            return DecoyCounts.observed(obs, protocol, n_pulses)
+            return DecoyCounts.observed(obs, protocol)
         if self.finite:
             return DecoyCounts.expected(obs, protocol, self.block_size)
         return DecoyCounts.per_pulse(obs, protocol)
 
-    def key_rate_from_observations(
-        self, obs: Observations, protocol, link=None, n_pulses=None
-    ) -> FiniteKeyRate:
+    def key_rate_from_observations(self, obs: Observations, protocol, link=None) -> FiniteKeyRate:
         """Key rate from :class:`Observations`.
 
         Expected probabilities (``Observations.from_table``, ``n_sent`` None) are scaled to the
-        block size; observed counts (``Observations.from_counts``, e.g. from a Tally) are used as
-        they are, with ``n_pulses`` the pulses sent (estimated from ``n_sent`` when None).
-        ``link`` only adds its validity check.
+        block size; observed counts (``Observations.from_counts``, a Tally's ``observations()``)
+        are used as they are, with ``obs.n_pulses`` the pulses sent (estimated from ``n_sent``
+        when None). ``link`` only adds its validity check.
         """
-        return self.rate_from_counts(self.counts(obs, protocol, n_pulses), protocol, link)
+        return self.rate_from_counts(self.counts(obs, protocol), protocol, link)
 
     def key_rate(self, link, protocol) -> FiniteKeyRate:
         """Key rate from the exact engine's expected counts for ``link`` (block of ``block_size``)."""

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 
 from qmc._pytree import pytree_dataclass
 
-__all__ = ["KeyRate", "REASONS", "reason_text", "h2", "finish"]
+__all__ = ["KeyRate", "REASONS", "reason_text", "h2", "finish", "unclipped_rate", "score"]
 
 # A rate that is not positive is reported as 0 with one of these reasons (``KeyRate.reason``).
 REASONS = (
@@ -80,3 +80,41 @@ def finish(raw_rate, *, valid, detected, y1_positive, **diagnostics) -> KeyRate:
         for k, v in diagnostics.items()
     }
     return KeyRate(rate, reason, **clean)
+
+
+def unclipped_rate(out, fill=0.0):
+    """The key length over the pulses, l / N, before clipping at 0, where an analysis reports it
+    (``key_length`` and ``n_pulses``: the finite-key analyses and their asymptotic limits); ``fill``
+    where N is not positive. None for analyses that report only the clipped rate."""
+    key_length = getattr(out, "key_length", None)
+    n_pulses = getattr(out, "n_pulses", None)
+    if key_length is None or n_pulses is None:
+        return None
+    n_ok = n_pulses > 0.0
+    return jnp.where(n_ok, key_length / jnp.where(n_ok, n_pulses, 1.0), fill)
+
+
+# Among zero rates, prefer the reason closest to a key, so that a zero rate reports why the best
+# candidate fails rather than why the worst one does (other reasons rank in the middle).
+_ZERO_RATE_PENALTY = {
+    "ok": 0.0,
+    "error rate too high: key rate not positive": 1.0,
+    "single-photon bound not positive": 2.0,
+    "not finite": 3.0,
+    "no detections": 4.0,
+    "invalid parameters": 5.0,
+}
+
+
+def score(out):
+    """A number that ranks analysis outputs (candidates of a search, points of a grid), higher
+    is better: a positive rate is its value; a zero rate ranks below every positive one, by how
+    far its unclipped l / N lies below 0 where the analysis reports it (so a search still moves
+    toward a key), else by its reason (the reason closest to a key first)."""
+    raw = unclipped_rate(out, -jnp.inf)
+    if raw is None:
+        penalty = jnp.asarray([_ZERO_RATE_PENALTY.get(text, 2.5) for text in REASONS])[out.reason]
+        fallback = -penalty
+    else:
+        fallback = jnp.where(jnp.isfinite(raw), jnp.minimum(raw, 0.0) - 1e-300, -jnp.inf)
+    return jnp.where(out.rate > 0, out.rate, fallback)

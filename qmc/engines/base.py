@@ -1,27 +1,49 @@
-"""The exact engine as an engine object, beside :class:`BlockEngine` and :class:`PulseEngine`.
+"""The engine interface, and the exact engine as an engine object.
 
-Every engine has ``observations(key, link, protocol) -> Observations``; the Monte Carlo engines
-also have ``tally(key, link, protocol)``. The exact engine ignores the key.
+An engine turns a link and a protocol into what a receiver observes:
+
+* :meth:`AbstractEngine.observations` ``(key, link, protocol) -> Observations``: gains and error
+  gains per intensity and matched basis, expected (closed-form engines ignore the key) or counted;
+* Monte Carlo engines also have ``tally(key, link, protocol)``: the counts themselves
+  (:class:`qmc.engines.Tally` or :class:`qmc.engines.SiftedTally`);
+* closed-form engines (system models) also have ``sifted_probabilities(link, protocol)``: the
+  probabilities of the cells of a :class:`qmc.engines.SiftedTally` per emitted pulse, which the
+  session samplers draw from.
+
+Engines are frozen dataclasses: their numbers are PyTree leaves; sizes and methods (``n_pulses``,
+``path``, ``chunk``) are static fields.
 """
 
 from __future__ import annotations
 
+import abc
 from typing import ClassVar
 
 from qmc._pytree import pytree_dataclass
 from qmc.engines import exact
 
-__all__ = ["ExactEngine"]
+__all__ = ["AbstractEngine", "ExactEngine"]
+
+
+class AbstractEngine(abc.ABC):
+    """An engine (see the module docstring). ``name`` labels it in configs and tables."""
+
+    name: ClassVar[str]
+
+    @abc.abstractmethod
+    def observations(self, key, link, protocol):
+        """Expected or observed gains and error gains (:class:`qmc.engines.Observations`)."""
+
+    def checks(self):
+        """Range checks of the engine's settings (:mod:`qmc.validation`)."""
+        return []
 
 
 @pytree_dataclass
-class ExactEngine:
+class ExactEngine(AbstractEngine):
     """Closed-form probabilities (:func:`qmc.engines.exact.outcome_table`); no randomness."""
 
     name: ClassVar[str] = "exact"
-
-    def checks(self):
-        return []
 
     def outcome_table(self, link, protocol):
         return exact.outcome_table(link, protocol)
@@ -29,3 +51,8 @@ class ExactEngine:
     def observations(self, key, link, protocol):
         del key
         return exact.observations(link, protocol)
+
+    def sifted_probabilities(self, link, protocol):
+        """:func:`qmc.engines.exact.sifted_probabilities`: P(matched class) (k, 2) and
+        P(outcome | class) (k, 2, 4)."""
+        return exact.sifted_probabilities(link, protocol)

@@ -20,6 +20,10 @@ Two modes:
 
 Randomness: one Philox key folded from ``key`` and this engine's purpose; session ``s`` is told
 apart by its index in the counters, so session ``s`` has the same counts whatever ``n_sessions``.
+
+Sessions that run until the key basis holds n_X detections (the rule of Lim et al. 2014, Sec. II)
+have a random number of pulses: :func:`sample_until_full` draws them exactly (negative binomial
+pulses, multinomial cells), from any closed-form engine's ``sifted_probabilities``.
 """
 
 from __future__ import annotations
@@ -30,15 +34,18 @@ from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
+import jax.random as jr
 
-from qmc._pytree import pytree_dataclass, static
+from qmc._pytree import as_count, pytree_dataclass, static
+from qmc.engines.base import AbstractEngine
 from qmc.engines import exact
 from qmc.random import binomial, philox
+from qmc.random.poisson import negative_binomial
 from qmc.engines.exact import photon_outcome_table, sifted_probabilities
 from qmc.engines.tally import SiftedTally, Tally
-from qmc.validation import Range, Rule
+from qmc.validation import Range, Rule, whole
 
-__all__ = ["BlockEngine", "sample_sessions"]
+__all__ = ["BlockEngine", "sample_sessions", "sample_until_full"]
 
 PURPOSE_SESSIONS = 0xB10C
 
@@ -78,7 +85,7 @@ def sample_sessions(key, link, protocol, n_pulses, n_sessions: int, fast: bool =
     # One multinomial over all the cells of a session: a chain of conditional binomials, each
     # vectorized over the sessions (whose counts share a regime, so no work is wasted on a
     # sampler branch that only some elements need), and a single compiled binomial sampler.
-    if tries_per_round is None:  # 1 was 25 % slower on an H100 (the compacted loop's steps)
+    if tries_per_round is None:  # speed only (docs/benchmarks/)
         tries_per_round = 2
     counts = binomial.multinomial(pkey, 0, n[None], cells[None, :], lane, 0, tries_per_round)  # (S, cells)
     out = counts[:, : math.prod(shape)].reshape((n_sessions,) + shape).astype(jnp.int64)
@@ -93,7 +100,7 @@ def sample_sessions(key, link, protocol, n_pulses, n_sessions: int, fast: bool =
 
 
 @pytree_dataclass
-class BlockEngine:
+class BlockEngine(AbstractEngine):
     """Multinomial sessions of i.i.d. pulses (see the module docstring).
 
     Args:
@@ -109,8 +116,13 @@ class BlockEngine:
     photon_counts: bool = static(False)
     name: ClassVar[str] = "block"
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "n_pulses", as_count(self.n_pulses))
+        object.__setattr__(self, "n_sessions", as_count(self.n_sessions))
+
     def checks(self):
         return [
+            whole("n_pulses", 0),
             Range("n_pulses", 0.0, 2.0**53, hi_open=True),
             Rule("n_sessions", lambda e, xp: xp.asarray(e.n_sessions is None or e.n_sessions >= 1),
                  "must be None or a positive number of sessions"),
@@ -131,3 +143,41 @@ class BlockEngine:
         """Observed gains and error gains of the session(s)."""
         return self.tally(key, link, protocol).observations()
 
+
+@functools.partial(jax.jit, static_argnames=("n_sessions",))
+def sample_until_full(key, p_class, p_outcome, block_size, n_sessions: int) -> SiftedTally:
+    """Sessions that run until the key basis holds ``block_size`` detections (Lim's rule).
+
+    Args:
+        key: JAX PRNG key.
+        p_class, p_outcome: a closed-form engine's ``sifted_probabilities`` (shapes (k, 2) and (k, 2, 4)).
+        block_size: n_X (a whole number below 2**53; traced, so a new value does not recompile).
+        n_sessions: number of independent sessions (static).
+
+    Returns:
+        A :class:`SiftedTally` with leading axis (n_sessions,): counts int64 (S, k, 2, 4) (key
+        basis Z, test basis X; no click, correct, error, double click) and n_pulses int64 (S,).
+        Every session has exactly n_X key-basis detections; N - n_X ~ NB(n_X, p).
+    """
+    k = p_class.shape[0]
+    n_x = jnp.asarray(block_size, jnp.float64)
+    key_cells = p_class[:, 0, None] * p_outcome[:, 0, 1:]  # (k, 3) key-basis detections per pulse
+    mismatched = jnp.maximum(1.0 - jnp.sum(p_class), 0.0)  # 2 p_z (1 - p_z)
+    other = jnp.concatenate([
+        p_class[:, 0] * p_outcome[:, 0, 0],  # (k,) key basis, no click
+        (p_class[:, 1, None] * p_outcome[:, 1, :]).ravel(),  # (4k,) test basis, every outcome
+        mismatched[None],
+    ])
+    p_key = jnp.sum(key_cells)
+    key_f, key_split, key_rest = jr.split(key, 3)
+    failures = negative_binomial(key_f, n_x, p_key, (n_sessions,))  # (S,)
+    # Probabilities broadcast to (S, cells) and no `shape=`: its meaning (with or without the cell
+    # axis) differs between jax's docstring and its behaviour.
+    split = jr.multinomial(key_split, jnp.full((n_sessions,), n_x),
+                           jnp.broadcast_to(key_cells.ravel() / p_key, (n_sessions, 3 * k)), dtype=jnp.float64)
+    rest = jr.multinomial(key_rest, failures, jnp.broadcast_to(other / jnp.sum(other), (n_sessions, 5 * k + 1)),
+                          dtype=jnp.float64)
+    z = jnp.concatenate([rest[:, :k, None], split.reshape(n_sessions, k, 3)], axis=-1)  # (S, k, 4)
+    x = rest[:, k:5 * k].reshape(n_sessions, k, 4)
+    counts = jnp.stack([z, x], axis=2).astype(jnp.int64)  # (S, k, 2, 4)
+    return SiftedTally(counts, (n_x + failures).astype(jnp.int64))

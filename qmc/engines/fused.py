@@ -2,8 +2,8 @@
 tally fused, each pulse's cell counted in registers.
 
 Why: with XLA the fast path is a kernel that writes every pulse's cell to memory and a one-hot
-reduction that reads it back and compares it with each of the 96 cells (on an H100 the reduction
-alone took about half of the 47 ps per pulse, docs/benchmarks/h100_diag.txt). Here a program
+reduction that reads it back and compares it with each of the 96 cells, and the reduction costs
+about as much as the draw (docs/benchmarks/). Here a program
 draws ``step`` counters' words at a time (four pulses per Philox counter), finds each pulse's cell
 in the alias table (:func:`tables.alias_draw`), and counts them with byte-packed counters
 held in registers: each of the step's 128 lanes has one 32-bit word per group of four cells, and
@@ -40,7 +40,7 @@ _STEP = 128  # counters per step: the lanes of a program's vectors
 _WARPS = 4  # warps of 32 threads per program: one lane per thread at 128 lanes
 _COUNTERS = 2048  # counters per program (8192 pulses): enough programs per chunk to fill a GPU,
 # few enough steps (16) that a byte counter, at most 4 pulses a step, stays below 256
-# (These three change only the speed, never a count: scripts/gpu_variants.py times other values.)
+# (These three change only the speed, never a count: qmc/bench/gpu/variants.py times other values.)
 
 
 def available() -> bool:

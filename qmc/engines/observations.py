@@ -32,11 +32,15 @@ class Observations:
         gain: Q[k, b], probability (or frequency) of at least one click, shape (k, 2).
         error_gain: E Q[k, b], probability of a bit error (double clicks count 1/2), shape (k, 2).
         n_sent: pulses sent in each (k, b) matched class, or None for exact expectations.
+        n_pulses: pulses emitted in total (every class, mismatched bases included), or None: for
+            exact expectations, or where only the matched classes were counted (analyses that need
+            it then estimate it from ``n_sent``).
     """
 
     gain: object
     error_gain: object
     n_sent: object = None
+    n_pulses: object = None
 
     @classmethod
     def from_table(cls, table) -> "Observations":
@@ -50,13 +54,15 @@ class Observations:
 
     @classmethod
     def from_counts(cls, counts, sent) -> "Observations":
-        """From counts (k, 2, 2, 2, 4) of each outcome and pulses sent (k, 2, 2, 2) per class."""
+        """From counts (k, 2, 2, 2, 4) of each outcome and pulses sent (k, 2, 2, 2) per class (every
+        class: their sum is the number of pulses emitted)."""
+        sent = jnp.asarray(sent, jnp.float64)
         m = _matched(jnp.asarray(counts, jnp.float64))
-        s = _matched(jnp.asarray(sent, jnp.float64)).sum(axis=-1)  # (k, b)
+        s = _matched(sent).sum(axis=-1)  # (k, b)
         detected = s - m[..., 0].sum(axis=-1)
         errors = jnp.einsum("kbxo,xo->kb", m, _error_weights())
         safe = jnp.maximum(s, 1.0)
-        return cls(detected / safe, errors / safe, s)
+        return cls(detected / safe, errors / safe, s, jnp.sum(sent))
 
     @property
     def qber(self):

@@ -42,12 +42,13 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from qmc._pytree import pytree_dataclass, static
+from qmc._pytree import as_count, pytree_dataclass, static
+from qmc.engines.base import AbstractEngine
 from qmc.engines import exact
 from qmc.random import binomial, compact, histogram, philox, tables
 from qmc.engines.exact import photon_outcome_table
 from qmc.engines.tally import Tally
-from qmc.validation import Range, Rule
+from qmc.validation import Range, Rule, whole
 
 __all__ = ["PulseEngine", "simulate", "default_chunk", "fast_methods", "PATHS"]
 
@@ -76,10 +77,9 @@ def fast_methods(block_pulses: int = 2**20, backend: str | None = None) -> tuple
     On a GPU the fused Pallas kernel (:mod:`qmc.engines.fused`), where this JAX has Pallas's
     Triton backend and the kernel can draw blocks of ``block_pulses`` (a multiple of 64,
     :func:`fused.counters_per_program`); elsewhere, and for the other paths
-    and engines, :func:`qmc.random.histogram.kernel_methods`. Every choice gives the same counts, bit for bit.
-    Measured on an H100 (``scripts/gpu_check.sh``, docs/benchmarks/h100_2026-11-26.txt): the fused
-    kernel 1.35e11 pulses/s, against 3.6e10 for the fastest XLA histogram and 2.7e10 for
-    ``onehot8``, the other engines' GPU choice.
+    and engines, :func:`qmc.random.histogram.kernel_methods`. Every choice gives the same counts,
+    bit for bit; on a GPU the fused kernel is several times faster than any XLA histogram
+    (docs/benchmarks/).
     """
     backend = jax.default_backend() if backend is None else backend
     if backend == "gpu":
@@ -364,7 +364,7 @@ def _known_methods(methods, path: str) -> bool:
 
 
 @pytree_dataclass
-class PulseEngine:
+class PulseEngine(AbstractEngine):
     """Per-pulse Monte Carlo (see the module docstring).
 
     Args:
@@ -393,8 +393,16 @@ class PulseEngine:
     methods: tuple[str, str] | None = static(None)
     name: ClassVar[str] = "pulse"
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "n_pulses", as_count(self.n_pulses))
+        for name in ("chunk", "block_pulses", "max_photons"):
+            object.__setattr__(self, name, as_count(getattr(self, name)))
+        if isinstance(self.methods, list):  # a static field must be hashable
+            object.__setattr__(self, "methods", tuple(self.methods))
+
     def checks(self):
         return [
+            whole("n_pulses", 0),
             Range("n_pulses", 0.0, 2.0**52, hi_open=True),
             Rule("path", lambda e, xp: xp.asarray(e.path in PATHS), f"must be one of {', '.join(PATHS)}"),
             Rule("block_pulses", lambda e, xp: xp.asarray(e.block_pulses > 0 and e.block_pulses % 4 == 0),

@@ -66,10 +66,11 @@ class _Stats:
         return c[..., 2] + 0.5 * c[..., 3]
 
     def observations(self) -> Observations:
-        """Gains Q[k, b] and error gains E Q[k, b] per intensity and matched basis."""
+        """Gains Q[k, b] and error gains E Q[k, b] per intensity and matched basis, with the
+        pulses sent per matched class and in total."""
         s = self.n_sent_matched.astype(jnp.float64)
         safe = jnp.maximum(s, 1.0)
-        return Observations(self.n_detected / safe, self.n_errors / safe, s)
+        return Observations(self.n_detected / safe, self.n_errors / safe, s, self.n_pulses.astype(jnp.float64))
 
     def gain(self):
         """Observed gain Q[k, b] = detections / matched pulses, (..., k, 2)."""
@@ -151,7 +152,8 @@ def _key_rate_one(tally, analysis, protocol, link, confidence):
 
     def rate_of(x):
         gain, error_gain = x[: x.size // 2].reshape(shape), x[x.size // 2:].reshape(shape)
-        return analysis.key_rate_from_observations(Observations(gain, error_gain, obs.n_sent), protocol, link).rate
+        return analysis.key_rate_from_observations(Observations(gain, error_gain, obs.n_sent, obs.n_pulses), protocol,
+                                                   link).rate
 
     x = jnp.concatenate([obs.gain.ravel(), obs.error_gain.ravel()])
     cov4 = tally.observation_covariance()  # (k, 2, 2, 2)

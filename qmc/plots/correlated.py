@@ -1,5 +1,5 @@
 """Figure: the usual afterpulsing approximation against the stream simulation (rows of
-:func:`qmc.correlated_study.afterpulse_comparison_rows`)."""
+:func:`qmc.studies.afterpulsing.afterpulse_comparison_rows`)."""
 
 from __future__ import annotations
 

@@ -10,6 +10,7 @@ from typing import Any, Iterable, Mapping
 import matplotlib as mpl
 import numpy as np
 
+from qmc.plots.rows import number
 from qmc.plots.style import RC_PARAMS
 
 __all__ = ["finite_key_vs_distance", "ratio_vs_block_size", "key_length_histograms", "block_label"]
@@ -23,9 +24,6 @@ def _new_axes(ax):
         return fig, ax
     return ax.figure, ax
 
-
-def _num(value: Any) -> float:
-    return math.nan if value is None else float(value)
 
 
 def block_label(n: float) -> str:
@@ -56,10 +54,10 @@ def finite_key_vs_distance(rows: Iterable[Mapping[str, Any]], ax=None, title: st
     """
     curves: dict[tuple[str, float], list[tuple[float, float, float]]] = {}
     for row in rows:
-        block = _num(row.get("block_size"))
+        block = number(row.get("block_size"))
         key = (str(row["analysis"]), math.inf if math.isnan(block) else block)
         curves.setdefault(key, []).append(
-            (_num(row["length_km"]), _num(row.get("key_rate")), _num(row.get("max_distance_km"))))
+            (number(row["length_km"]), number(row.get("key_rate")), number(row.get("max_distance_km"))))
     with mpl.rc_context(RC_PARAMS):
         own = ax is None
         fig, ax = _new_axes(ax)
@@ -122,10 +120,10 @@ def ratio_vs_block_size(rows: Iterable[Mapping[str, Any]], ax=None, title: str |
     """
     curves: dict[tuple[float, str, float], list[tuple[float, float]]] = {}
     for row in rows:
-        key = (_num(row["length_km"]), str(row.get("model") or ""), _num(row.get("p_afterpulse")) or 0.0)
-        r1, r2 = _num(row.get("rate_one_decoy")), _num(row.get("rate_two_decoy"))
+        key = (number(row["length_km"]), str(row.get("model") or ""), number(row.get("p_afterpulse")) or 0.0)
+        r1, r2 = number(row.get("rate_one_decoy")), number(row.get("rate_two_decoy"))
         ratio = r1 / r2 if r1 > 0 and r2 > 0 else math.nan
-        curves.setdefault(key, []).append((_num(row["block_size"]), ratio))
+        curves.setdefault(key, []).append((number(row["block_size"]), ratio))
     with mpl.rc_context(RC_PARAMS):
         fig, ax = _new_axes(ax)
         lengths = sorted({k[0] for k in curves})
@@ -165,7 +163,7 @@ def key_length_histograms(rows: Iterable[Mapping[str, Any]], ax=None, title: str
         The matplotlib Figure.
     """
     rows = list(rows)
-    points = sorted({(_num(r["length_km"]), _num(r["block_size"])) for r in rows})
+    points = sorted({(number(r["length_km"]), number(r["block_size"])) for r in rows})
     rules = sorted({str(r["rule"]) for r in rows})
     colors = dict(zip(rules, ("tab:blue", "tab:orange", "tab:green", "tab:red")))
     with mpl.rc_context(RC_PARAMS):
@@ -183,22 +181,22 @@ def key_length_histograms(rows: Iterable[Mapping[str, Any]], ax=None, title: str
             for extra in axes[len(points):]:
                 extra.set_visible(False)
         for pax, (length, block) in zip(axes, points):
-            here = [r for r in rows if (_num(r["length_km"]), _num(r["block_size"])) == (length, block)]
+            here = [r for r in rows if (number(r["length_km"]), number(r["block_size"])) == (length, block)]
             expected = None
             for rule in rules:
                 summary = [r for r in here if r.get("kind") == "summary" and r["rule"] == rule]
-                bins = sorted((_num(r["bin_lo"]), _num(r["bin_hi"]), _num(r["count"]))
+                bins = sorted((number(r["bin_lo"]), number(r["bin_hi"]), number(r["count"]))
                               for r in here if r.get("kind") == "histogram" and r["rule"] == rule)
                 if not summary:
                     continue
                 s = summary[0]
-                expected = _num(s.get("key_length_expected"))
-                label = f"{rule.replace('_', ' ')}: abort {100 * _num(s.get('abort_probability')):.1f} %"
+                expected = number(s.get("key_length_expected"))
+                label = f"{rule.replace('_', ' ')}: abort {100 * number(s.get('abort_probability')):.1f} %"
                 if bins:
                     lo, hi, count = (np.asarray(v, float) for v in zip(*bins))
                     edges = np.append(lo, hi[-1])
                     pax.stairs(count, edges, color=colors[rule], label=label)
-                median = _num(s.get("key_length_median"))
+                median = number(s.get("key_length_median"))
                 if math.isfinite(median):
                     pax.axvline(median, color=colors[rule], ls="--", lw=1.0)
             if expected is not None and math.isfinite(expected):

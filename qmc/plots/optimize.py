@@ -1,4 +1,4 @@
-"""Optimal protocol parameters versus distance (study ``optimize_link``, issue #7)."""
+"""Optimal protocol parameters versus distance (study ``optimize_link``)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any, Iterable, Mapping
 import matplotlib as mpl
 import numpy as np
 
+from qmc.plots.rows import number
 from qmc.plots.style import RC_PARAMS
 
 __all__ = ["optimal_parameters_vs_distance"]
@@ -19,16 +20,13 @@ _TEX = {"mu1": r"$\mu_1$", "mu2": r"$\mu_2$", "mu3": r"$\mu_3$", "p_mu1": r"$p_{
         "p_mu2": r"$p_{\mu_2}$", "p_mu3": r"$p_{\mu_3}$", "p_z": r"$p_Z$"}
 
 
-def _num(value: Any) -> float:
-    return math.nan if value is None or value == "" else float(value)
-
 
 def _by_analysis(rows: Iterable[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:
     out: dict[str, list] = {}
     for row in rows:
         out.setdefault(str(row["analysis"]), []).append(row)
     for label in out:
-        out[label].sort(key=lambda r: _num(r["length_km"]))
+        out[label].sort(key=lambda r: number(r["length_km"]))
     return out
 
 
@@ -64,8 +62,8 @@ def optimal_parameters_vs_distance(rows: Iterable[Mapping[str, Any]], ax=None, t
         style_handles, colour_handles, rates = [], {}, []
         for n, (label, group) in enumerate(groups.items()):
             ls = _STYLES[n % len(_STYLES)]
-            x = np.asarray([_num(r["length_km"]) for r in group])
-            rate = np.asarray([_num(r["key_rate"]) for r in group])
+            x = np.asarray([number(r["length_km"]) for r in group])
+            rate = np.asarray([number(r["key_rate"]) for r in group])
             keep = np.isfinite(rate) & (rate > 0)
             if not keep.any():
                 continue
@@ -77,7 +75,7 @@ def optimal_parameters_vs_distance(rows: Iterable[Mapping[str, Any]], ax=None, t
                 for name, color in params:
                     if name not in free:  # fixed by the user: not an optimum
                         continue
-                    y = np.asarray([_num(r.get(name)) for r in group])
+                    y = np.asarray([number(r.get(name)) for r in group])
                     ok = keep & np.isfinite(y) & (y > 0)
                     if not ok.any():
                         continue

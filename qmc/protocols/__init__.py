@@ -1,5 +1,8 @@
-"""Protocols: which pulse classes exist and how outcomes are sifted and counted."""
+"""Protocols: which pulse classes exist, how outcomes are sifted, and which parameters are free
+(interface: :mod:`qmc.protocols.base`)."""
 
-from qmc.protocols.bb84_decoy import DecoyBB84, BASES, OUTCOMES
+from qmc.protocols.base import AbstractProtocol
+from qmc.protocols.bb84_decoy import BASES, KEY_BASES, OUTCOMES, DecoyBB84
+from qmc.protocols.decoy_space import DecoySpace
 
-__all__ = ["DecoyBB84", "BASES", "OUTCOMES"]
+__all__ = ["AbstractProtocol", "DecoyBB84", "DecoySpace", "BASES", "KEY_BASES", "OUTCOMES"]

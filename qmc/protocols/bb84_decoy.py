@@ -14,8 +14,11 @@ Intensity 0 is the signal (the largest); the others are decoys, ordered from lar
 from __future__ import annotations
 
 import jax.numpy as jnp
+import numpy as np
 
 from qmc._pytree import pytree_dataclass, static
+from qmc.protocols.base import AbstractProtocol
+from qmc.protocols.decoy_space import DecoySpace
 from qmc.validation import Range, Rule
 
 __all__ = ["DecoyBB84", "BASES", "OUTCOMES", "KEY_BASES"]
@@ -26,7 +29,7 @@ KEY_BASES = ("Z", "both")
 
 
 @pytree_dataclass
-class DecoyBB84:
+class DecoyBB84(AbstractProtocol):
     """Decoy-state BB84 pulse classes.
 
     Args:
@@ -92,3 +95,46 @@ class DecoyBB84:
     def key_basis_mask(self):
         """1.0 for each basis (Z, X) that gives key, shape (2,)."""
         return jnp.asarray([1.0, 1.0 if self.key_basis == "both" else 0.0])
+
+    # -- the optimizer's view -------------------------------------------------------------------
+
+    def parameter_space(self, analysis=None) -> DecoySpace:
+        """What has an interior optimum for ``analysis``.
+
+        Finite-key analyses (``analysis.finite`` true): intensities, their probabilities and p_z.
+        The weakest intensity keeps this protocol's value when there are three or more (vacuum, or
+        Lim's mu_3 = 2e-4); with two (Rusca's one decoy) both intensities are free.
+
+        Asymptotic analyses (and ``analysis=None``): only the signal intensity. Their rates rise
+        as the decoy probabilities and the weak decoy intensity shrink (and as p_z -> 1 where only
+        Z gives key), so those have no interior optimum and are the user's choice.
+        """
+        if getattr(analysis, "finite", False):
+            k = getattr(type(analysis), "n_intensities", None)
+            if k is None:
+                k = int(np.shape(self.intensities)[0])
+            return DecoySpace("all" if k == 2 else "decoys", True, True)
+        return DecoySpace("signal", False, False)
+
+    def parameters(self) -> dict:
+        """Every parameter as a flat dict: ``mu1``.., ``p_mu1``.., ``p_z`` (arrays keep their
+        leading batch axes)."""
+        mu = np.asarray(self.intensities)
+        p = np.asarray(self.probabilities)
+        out = {f"mu{j + 1}": mu[..., j] for j in range(mu.shape[-1])}
+        out.update({f"p_mu{j + 1}": p[..., j] for j in range(p.shape[-1])})
+        out["p_z"] = np.asarray(self.p_z)
+        return out
+
+    @classmethod
+    def from_parameters(cls, row, key_basis: str = "Z") -> "DecoyBB84":
+        """The protocol of a flat dict as :meth:`parameters` gives it (e.g. a row of a results
+        table); intensities ``mu1``, ``mu2``, ... as far as they are given and not empty."""
+        k = 0
+        while row.get(f"mu{k + 1}") is not None and not np.isnan(float(row[f"mu{k + 1}"])):
+            k += 1
+        return cls(
+            intensities=tuple(float(row[f"mu{i + 1}"]) for i in range(k)),
+            probabilities=tuple(float(row[f"p_mu{i + 1}"]) for i in range(k)),
+            p_z=float(row["p_z"]), key_basis=key_basis,
+        )

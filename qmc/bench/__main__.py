@@ -1,0 +1,46 @@
+"""``python -m qmc.bench``: the engine benchmark, or with ``--optimize`` the optimizer benchmark."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from qmc.engines.pulse import FUSED
+from qmc.random.histogram import CATEGORICAL_METHODS, HISTOGRAM_METHODS
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m qmc.bench",
+                                     description="Throughput of the Monte Carlo engines against numpy.")
+    parser.add_argument("--quick", action="store_true", help="smaller sizes, 3 repetitions (under a minute)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    parser.add_argument("--optimize", action="store_true",
+                        help="the optimizer benchmark instead (qmc.bench.optimize: qmc against scipy L-BFGS-B)")
+    parser.add_argument("--methods", default=None, metavar="CATEGORICAL,HISTOGRAM",
+                        help=f"kernel methods of the pulse/stream engines (categorical: {', '.join(CATEGORICAL_METHODS)}; "
+                             f"histogram: {', '.join(HISTOGRAM_METHODS + (FUSED,))}); default by backend, same numbers")
+    args, rest = parser.parse_known_args(argv)
+    if args.optimize:  # its own module, its own options (--points, --no-optax)
+        from qmc.bench.optimize import main as optimize_main
+
+        return optimize_main(["--quick"] * args.quick + ["--json"] * args.json + rest)
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    methods = None
+    if args.methods:
+        methods = tuple(args.methods.split(","))
+        hist = HISTOGRAM_METHODS + (FUSED,)
+        if len(methods) != 2 or methods[0] not in CATEGORICAL_METHODS or methods[1] not in hist:
+            parser.error(f"--methods {args.methods!r}: expected CATEGORICAL,HISTOGRAM with categorical in "
+                         f"{CATEGORICAL_METHODS} and histogram in {hist} ({FUSED!r}: the fast path's fused "
+                         f"kernel; the other engines then keep the backend's histogram)")
+    from qmc.bench.engines import format_result, run
+
+    result = run(quick=args.quick, methods=methods)
+    print(format_result(result))
+    if args.json:
+        print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

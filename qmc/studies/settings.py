@@ -1,0 +1,298 @@
+"""Study settings: the config groups that are not link components (sweep axes, optimizer, Monte Carlo).
+
+Each group is a frozen dataclass with ``checks()`` like every component, built by the ``qmc``
+command from the config's ``_target_`` and validated before anything compiles, so a bad value gets
+the same one-line error naming the key (``optimize.n_starts = 0 is out of range: ...``). Nested
+mappings (a sweep axis given as ``{start, stop, num}``) become :class:`Axis` objects, so experiment
+files set axes without a ``_target_`` of their own.
+
+Groups: ``sweep`` (:class:`Sweep`), ``optimize`` (:class:`OptimizeSettings`), ``finite``
+(:class:`FiniteSettings`), ``mc`` (:class:`EngineComparisonSettings` for ``decoy_bb84_mc``,
+:class:`SessionSettings` for ``finite_key_mc``), ``check`` (:class:`CheckSettings`) and
+``streams`` (:class:`StreamSettings`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from qmc.engines.lim2014 import MODELS  # system models of the finite-key studies
+from qmc.optimize.drivers import SOLVERS
+from qmc.studies.finite_optimize import METHODS  # the finite-key studies' optimizers
+from qmc.validation import Check, Range, Rule, ValidationError, whole
+
+__all__ = [
+    "Axis", "Sweep", "OptimizeSettings", "FiniteSettings", "EngineComparisonSettings", "SessionSettings",
+    "CheckSettings", "StreamSettings", "axis_values", "SPACINGS", "METHODS", "SOLVERS", "MODELS", "RULES", "ENGINES",
+]
+
+SPACINGS = ("linear", "geometric")
+RULES = ("until_full", "fixed_pulses")  # session rules of finite_key_mc
+ENGINES = ("exact", "block", "pulse")  # engines compared by decoy_bb84_mc
+
+
+def axis_values(spec: Mapping[str, Any] | Sequence[float], name: str) -> np.ndarray:
+    """Values of one sweep axis from plain settings.
+
+    ``spec`` is a list of values, or a mapping: ``values`` when it is not None; else ``start`` and
+    ``stop`` (both included) with ``num`` points (``spacing: linear`` or ``geometric``) or, when
+    ``num`` is None, steps of ``step`` (linear only).
+
+    Raises:
+        ValidationError: malformed or out-of-range settings, named ``name``.
+    """
+    if isinstance(spec, Mapping) and spec.get("values") is not None:
+        spec = spec["values"]
+    if not isinstance(spec, Mapping):
+        try:
+            values = np.asarray(spec, dtype=float)
+        except (TypeError, ValueError):
+            raise ValidationError(f"{name} = {spec!r}: must be a list of numbers") from None
+    else:
+        if spec.get("start") is None or spec.get("stop") is None:
+            raise ValidationError(f"{name}: give values, or start and stop with num or step")
+        start, stop = float(spec["start"]), float(spec["stop"])
+        spacing = spec.get("spacing") or "linear"
+        if spacing not in SPACINGS:
+            raise ValidationError(f"{name}.spacing = {spacing!r}: must be linear or geometric")
+        if stop < start:
+            raise ValidationError(f"{name}.stop = {stop:g} is out of range: must be >= {name}.start = {start:g}")
+        if spec.get("num") is not None:
+            num = int(spec["num"])
+            if num < 1:
+                raise ValidationError(f"{name}.num = {num} is out of range: must be >= 1")
+            if spacing == "geometric" and start <= 0:
+                raise ValidationError(f"{name}.start = {start:g} is out of range: must be > 0 for geometric spacing")
+            values = np.geomspace(start, stop, num) if spacing == "geometric" else np.linspace(start, stop, num)
+        elif spec.get("step") is not None and spacing == "linear":
+            step = float(spec["step"])
+            if not step > 0:
+                raise ValidationError(f"{name}.step = {step:g} is out of range: must be > 0")
+            count = int(math.floor((stop - start) / step + 1e-9)) + 1
+            values = start + step * np.arange(count)
+        else:
+            raise ValidationError(f"{name}: give num (or step, for linear spacing)")
+    if values.ndim != 1 or values.size == 0:
+        raise ValidationError(f"{name}: needs at least one value")
+    if not np.all(np.isfinite(values)):
+        raise ValidationError(f"{name}: values must be finite")
+    return values
+
+
+def _one_of(field: str, allowed: Sequence[str]) -> Rule:
+    return Rule(field, lambda s, xp: xp.asarray(getattr(s, field) in allowed), f"must be one of {', '.join(allowed)}")
+
+
+def _all_of(field: str, allowed: Sequence[str]) -> Rule:
+    def ok(s, xp):
+        value = getattr(s, field)
+        items = [value] if isinstance(value, str) else list(value)
+        return xp.asarray(bool(items) and all(v in allowed for v in items))
+
+    return Rule(field, ok, f"must be a non-empty list of {', '.join(allowed)}")
+
+
+def _axis_or_none(value: Any) -> Any:
+    return Axis(**value) if isinstance(value, Mapping) else value
+
+
+@dataclasses.dataclass(frozen=True)
+class Axis:
+    """One sweep axis: ``values`` when given, else ``start`` .. ``stop`` (both included) in ``num``
+    points (``spacing`` linear or geometric) or, without ``num``, in steps of ``step``."""
+
+    start: float | None = None
+    stop: float | None = None
+    step: float | None = None
+    num: int | None = None
+    spacing: str = "linear"
+    values: Any = None
+
+    def checks(self):
+        def problem(axis, prefix):
+            try:
+                axis.grid(prefix[:-1] if prefix.endswith(".") else prefix or "axis")
+            except ValidationError as err:
+                return str(err)
+            return None
+
+        return [Check(problem)]
+
+    def grid(self, name: str = "axis") -> np.ndarray:
+        """The values of the axis (:func:`axis_values`); errors are named ``name``."""
+        return axis_values(dataclasses.asdict(self), name)
+
+
+@dataclasses.dataclass(frozen=True)
+class Sweep:
+    """The axes a study sweeps inside one run (one compiled ``jit(vmap)`` per chunk of points).
+
+    Attributes:
+        length_km, block_size, p_afterpulse: :class:`Axis` (or None where a study does not sweep it).
+        chunk_size: grid points per compiled call of the key-rate sweep; results.csv grows chunk by
+            chunk.
+    """
+
+    length_km: Any = None
+    block_size: Any = None
+    p_afterpulse: Any = None
+    chunk_size: int | None = 50
+
+    def __post_init__(self) -> None:
+        for f in ("length_km", "block_size", "p_afterpulse"):
+            object.__setattr__(self, f, _axis_or_none(getattr(self, f)))
+
+    def checks(self):
+        return [whole("chunk_size", 1, allow_none=True)]
+
+    def axis(self, name: str) -> np.ndarray:
+        """The values of axis ``name``; a clear error if the config does not give it."""
+        value = getattr(self, name, None)
+        if value is None:
+            raise ValidationError(f"sweep.{name}: missing (give values, or start, stop and num or step)")
+        return value.grid(f"sweep.{name}")
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimizeSettings:
+    """How protocol parameters are optimized.
+
+    Attributes:
+        mu: the grid of signal intensities that ``key_rate_vs_distance`` searches at every point
+            (:class:`Axis`; None keeps ``protocol.intensities[0]``).
+        method: the finite-key studies' optimizer: ``gradient`` (:func:`qmc.optimize.maximize_sweep`)
+            or ``search`` (the derivative-free :func:`qmc.optimize.random_search`).
+        n_starts, continuation: gradient: runs per point, passes of restarts from the neighbours.
+        solver: ``bfgs`` or ``optax`` (``optimize_link``).
+        n_candidates, n_rounds, n_parents: search: candidates per point and round, refinement
+            rounds, candidates refined in each round.
+    """
+
+    mu: Any = None
+    method: str = "gradient"
+    n_starts: int = 2
+    continuation: int = 4
+    solver: str = "bfgs"
+    n_candidates: int = 2048
+    n_rounds: int = 8
+    n_parents: int = 8
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "mu", _axis_or_none(self.mu))
+
+    def checks(self):
+        return [_one_of("method", METHODS), _one_of("solver", SOLVERS), whole("n_starts", 1),
+                whole("continuation", 0), whole("n_candidates", 1), whole("n_rounds", 0), whole("n_parents", 1)]
+
+    def optimizer_kwargs(self, seed: int, protocol=None) -> dict:
+        """``method`` and that method's settings as keywords of the finite-key optimizers
+        (:func:`qmc.studies.finite_optimize.optimize_at`), with ``seed`` and, for a three-intensity
+        ``protocol``, its fixed weakest decoy ``mu3`` (which must lie in [0, 0.05), Lim: 2e-4)."""
+        out: dict[str, Any] = {"seed": int(seed)}
+        if protocol is not None and np.size(protocol.intensities) == 3:
+            mu3 = float(np.asarray(protocol.intensities)[2])
+            if not 0.0 <= mu3 < 0.05:
+                raise ValidationError(f"protocol.intensities[2] = {mu3:g} is out of range: the fixed weakest decoy "
+                                      "mu3 must be in [0, 0.05) (Lim: 2e-4)")
+            out["mu3"] = mu3
+        if self.method == "search":
+            out.update(n_candidates=int(self.n_candidates), n_rounds=int(self.n_rounds),
+                       n_parents=int(self.n_parents))
+        else:
+            out.update(n_starts=int(self.n_starts), continuation=int(self.continuation))
+        return dict(out, method=self.method)
+
+
+@dataclasses.dataclass(frozen=True)
+class FiniteSettings:
+    """The system model of the finite-key studies and their maximum-distance search.
+
+    Attributes:
+        model: ``exact`` (qmc's exact engine), ``lim2014`` (Lim et al.'s closed-form model with
+            afterpulsing) or ``lim2014_as_printed`` (its misprinted error term).
+        p_afterpulse: the afterpulse probability of ``lim2014`` (a list: one curve each, in
+            ``one_vs_two_decoy``); 0 with ``exact``.
+        max_distance: find the longest fiber with a key, per curve.
+        max_distance_tol_km: its tolerance.
+    """
+
+    model: str = "exact"
+    p_afterpulse: Any = 0.0
+    max_distance: bool = True
+    max_distance_tol_km: float = 0.5
+
+    def __post_init__(self) -> None:
+        if isinstance(self.p_afterpulse, list):
+            object.__setattr__(self, "p_afterpulse", tuple(self.p_afterpulse))
+
+    def checks(self):
+        return [_one_of("model", MODELS), Range("p_afterpulse", 0.0, 1.0, hi_open=True),
+                Range("max_distance_tol_km", 0.0, lo_open=True)]
+
+
+@dataclasses.dataclass(frozen=True)
+class EngineComparisonSettings:
+    """``decoy_bb84_mc``: which engines to compare (``exact``, ``block``, ``pulse``), and the
+    confidence of the intervals."""
+
+    engines: Any = ENGINES
+    confidence: float = 0.95
+
+    def __post_init__(self) -> None:
+        if isinstance(self.engines, list):
+            object.__setattr__(self, "engines", tuple(self.engines))
+
+    def checks(self):
+        return [_all_of("engines", ENGINES), Range("confidence", 0.0, 1.0, lo_open=True, hi_open=True)]
+
+
+@dataclasses.dataclass(frozen=True)
+class SessionSettings:
+    """``finite_key_mc``: sessions per point and rule, the rules (``until_full``, ``fixed_pulses``),
+    the abort rule's phase-error tolerance (None: the expected-count bound plus ``phase_error_margin``)
+    and the histogram bins."""
+
+    n_sessions: int = 2000
+    rules: Any = RULES
+    phase_error_tolerance: float | None = None
+    phase_error_margin: float = 0.01
+    n_bins: int = 40
+
+    def __post_init__(self) -> None:
+        if isinstance(self.rules, (list, str)):
+            object.__setattr__(self, "rules", (self.rules,) if isinstance(self.rules, str) else tuple(self.rules))
+
+    def checks(self):
+        out = [whole("n_sessions", 2), _all_of("rules", RULES), Range("phase_error_margin", 0.0), whole("n_bins", 1)]
+        if self.phase_error_tolerance is not None:
+            out.append(Range("phase_error_tolerance", 0.0, lo_open=True))
+        return out
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckSettings:
+    """``optimize_link``: block-engine sessions per finite-key optimum (0: no check)."""
+
+    n_sessions: int = 1000
+
+    def checks(self):
+        return [whole("n_sessions", 0)]
+
+
+@dataclasses.dataclass(frozen=True)
+class StreamSettings:
+    """``afterpulsing``: independent detector histories (a positive multiple of 4), tallied gates
+    per stream, and untallied burn-in gates at the start of every stream."""
+
+    n_streams: int = 2048
+    n_gates: int = 2048
+    burn_in_gates: int = 512
+
+    def checks(self):
+        return [whole("n_streams", 4), Rule("n_streams", lambda s, xp: xp.asarray(float(s.n_streams) % 4 == 0),
+                                            "must be a positive multiple of 4"),
+                whole("n_gates", 2), whole("burn_in_gates", 0)]
