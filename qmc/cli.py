@@ -49,7 +49,7 @@ COMPONENT_PACKAGES = (
 )
 
 # Top-level config keys that are plain values, not components (never instantiated or validated).
-_PLAIN = ("seed", "study", "experiment_name")
+_PLAIN = ("seed", "study", "experiment_name", "published")
 
 
 class ConfigError(ValueError):
@@ -269,15 +269,19 @@ def _run(cfg: DictConfig) -> None:
     from qmc.results import write_text
 
     write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+    from qmc.gallery import published_points
+
+    published = cfg.get("published")
     metadata = {
         "experiment_name": cfg.experiment_name,
+        "published": published,
         "seed": int(cfg.seed),
         "overrides": list(hydra_cfg.overrides.task),
         "command": " ".join(["qmc", *sys.argv[1:]]),
     }
     log.info("%s: study %s, writing %s", cfg.experiment_name, study.name, run_dir)
     try:
-        meta = studies.execute(study, chunks, run_dir, metadata=metadata)
+        meta = studies.execute(study, chunks, run_dir, metadata=metadata, published=published_points(published))
     except KeyboardInterrupt:
         print(f"qmc: interrupted; {run_dir / 'results.csv'} keeps every finished chunk", file=sys.stderr)
         sys.exit(130)
@@ -311,7 +315,8 @@ def plot_main(argv: list[str] | None = None) -> None:
 
     if not (args.run_dir / RESULTS).is_file():
         _fail(f"{args.run_dir / RESULTS}: no such file", "qmc-plot")
-    name = args.study or read_metadata(args.run_dir).get("study", "key_rate_vs_distance")
+    meta = read_metadata(args.run_dir)
+    name = args.study or meta.get("study", "key_rate_vs_distance")
     try:
         study = studies.get(name)
     except ValueError as err:
@@ -319,7 +324,10 @@ def plot_main(argv: list[str] | None = None) -> None:
     rows = read_results(args.run_dir)
     if not rows:
         _fail(f"{args.run_dir / RESULTS}: no rows to plot", "qmc-plot")
-    fig = study.draw(rows)
+    from qmc.gallery import published_points
+
+    published = published_points(meta.get("published"))
+    fig = study.draw(rows, published=published)
     png, pdf = save(fig, args.output or args.run_dir / study.figure_name)
     print(png)
     print(pdf)

@@ -67,18 +67,6 @@ GYS_LOSS_DB_PER_KM = 0.21
 GYS_F_EC = 1.22
 GYS_NU = 0.05  # weak decoy intensity of Ma et al.'s GYS example
 
-# Maximum distances (km) at which the key rate is positive, signal intensity optimized at each
-# distance, GYS parameters and Ma's linear detector model:
-#   infinite decoys: about 142 km -- Lo, Ma, Chen, PRL 94, 230504 (2005) (key rate vs distance
-#       for the GYS parameters);
-#   vacuum + weak decoy (nu = 0.05): about 140 km -- Ma, Qi, Zhao, Lo, PRA 72, 012326 (2005)
-#       (the vacuum + weak decoy protocol comes close to the infinite-decoy limit);
-#   no decoy (GLLP): about 40 km -- Lo, Ma, Chen (2005).
-PUBLISHED_MAX_DISTANCE_KM = {"infinite_decoy": 142.0, "vacuum_weak": 140.0, "no_decoy": 40.0}
-# Optimal signal intensity with infinitely many decoys: mu ~ O(1) (Lo, Ma, Chen 2005), about 0.48
-# for the GYS parameters (Ma, Qi, Zhao, Lo 2005).
-PUBLISHED_MU_OPT_INFINITE_DECOY = 0.48
-
 OUTCOMES = ("no_click", "click_0", "click_1", "double_click")
 
 

@@ -1,9 +1,10 @@
 """A derivative-free random search over a protocol's parameter space, batched over points.
 
-Every point gets a batch of candidates drawn uniformly in the space's box of theta
-(``space.box``: the region where physical optima lie), mapped onto feasible protocols by the same
-map as the gradient optimizer's (``space.to_protocol``); the best few are refined by Gaussian
-steps of shrinking width, all in one ``jit(vmap(vmap(...)))`` per chunk of points. It is slower
+Every point gets a batch of candidates drawn by the space over the region where physical optima
+lie (``space.sample``), as vectors theta that the same map as the gradient optimizer's takes onto
+feasible protocols (``space.to_protocol``); the best few are refined by Gaussian steps of
+shrinking width in theta (scaled by ``space.box``), all in one ``jit(vmap(vmap(...)))`` per chunk
+of points. It is slower
 than :func:`qmc.optimize.maximize_sweep` and less precise, and serves as its cross-check and as a
 fallback where the loss gives the gradient optimizer no direction (a key region that is a thin
 shell at the edge of a bound's domain).
@@ -26,7 +27,7 @@ from qmc.sweep import padded_chunks
 
 __all__ = ["random_search"]
 
-_SIGMA0, _SHRINK = 0.15, 0.6  # refinement step, in units of the box: _SIGMA0 * _SHRINK**(round - 1)
+_SIGMA0, _SHRINK = 0.1, 0.6  # refinement step, in units of the box: _SIGMA0 * _SHRINK**(round - 1)
 
 
 def _setup(tree, paths, values):
@@ -51,11 +52,11 @@ def _round_keys(key, index, r):
     return jax.vmap(lambda i: jr.fold_in(jr.fold_in(key, i), r))(index)
 
 
-@functools.partial(jax.jit, static_argnames=("n_candidates",))
-def _initial(key, index, lo, hi, warm, n_candidates: int):
-    """Round 0: candidates uniform in the box (P, C, d); ``warm`` (P, d), if given, is candidate 0."""
-    u = jax.vmap(lambda k: jr.uniform(k, (n_candidates, lo.shape[0])))(_round_keys(key, index, 0))
-    cand = lo[None, None, :] + (hi - lo)[None, None, :] * u  # (P, C, d)
+@functools.partial(jax.jit, static_argnames=("space", "n_candidates"))
+def _initial(key, index, space, protocol, warm, n_candidates: int):
+    """Round 0: candidates drawn by the space (``space.sample``) (P, C, d); ``warm`` (P, d), if
+    given, is candidate 0."""
+    cand = jax.vmap(lambda k: space.sample(k, protocol, n_candidates))(_round_keys(key, index, 0))
     return cand if warm is None else cand.at[:, 0].set(warm)
 
 
@@ -139,7 +140,7 @@ def random_search(
         parents = best = None
         for r in range(int(n_rounds) + 1):
             if r == 0:
-                cand = _initial(key, idx, lo, hi, warm, int(n_candidates))
+                cand = _initial(key, idx, space, protocol, warm, int(n_candidates))
             else:
                 cand = _refined(key, idx, jnp.asarray(r), lo, hi, parents, int(n_candidates))
             parents, best = _pick(cand, _evaluate(tree, paths, space, values, cand), n_keep)

@@ -10,6 +10,7 @@ from typing import Any, Iterable, Mapping
 import matplotlib as mpl
 import numpy as np
 
+from qmc.plots.published import overlay
 from qmc.plots.rows import number
 from qmc.plots.style import RC_PARAMS
 
@@ -36,7 +37,7 @@ def block_label(n: float) -> str:
     return rf"$n_X = {n:.3g}$"
 
 
-def finite_key_vs_distance(rows: Iterable[Mapping[str, Any]], ax=None, title: str | None = None):
+def finite_key_vs_distance(rows: Iterable[Mapping[str, Any]], ax=None, title: str | None = None, published=None):
     """Log plot of key rate (bits per emitted pulse, R = l/N) versus fiber length, one solid curve
     per (finite analysis, block size) and a dashed one per asymptotic analysis (Lim's Fig. 1).
 
@@ -48,6 +49,9 @@ def finite_key_vs_distance(rows: Iterable[Mapping[str, Any]], ax=None, title: st
             optionally max_distance_km).
         ax: axes to draw on (None: a new figure).
         title: optional axes title.
+        published: published points to overlay (:func:`qmc.gallery.published_points`; series
+            ``<analysis> n_X=<block size>``): maximum distances as triangles on the axis, key rates
+            as open circles, in the curve's color.
 
     Returns:
         The matplotlib Figure.
@@ -85,6 +89,7 @@ def finite_key_vs_distance(rows: Iterable[Mapping[str, Any]], ax=None, title: st
             shown.append(y[keep])
         ax.set_xlabel("Fiber length (km)")
         ax.set_ylabel("Secret key rate (bits per pulse)")
+        overlay(ax, published, "key_rate", lambda series: _series_color(series, color_of))
         all_x = np.concatenate([[p[0] for p in c] for c in curves.values()]) if curves else np.zeros(1)
         ax.set_xlim(float(all_x.min()), max(float(all_x.max()), float(all_x.min()) + 1.0))
         if shown:
@@ -97,6 +102,16 @@ def finite_key_vs_distance(rows: Iterable[Mapping[str, Any]], ax=None, title: st
         if title:
             ax.set_title(title)
     return fig
+
+
+def _series_color(series: str, color_of: dict) -> Any:
+    """The color of the curve a published series names (``<analysis> n_X=<block size>``)."""
+    analysis, _, block = series.partition(" n_X=")
+    try:
+        key = (analysis, float(block) if block else math.inf)
+    except ValueError:
+        return "k"
+    return color_of.get(key, "k")
 
 
 def _system_label(model: str, p_ap: float) -> str:

@@ -8,6 +8,7 @@ from typing import Any, Iterable, Mapping
 import matplotlib as mpl
 import numpy as np
 
+from qmc.plots.published import overlay
 from qmc.plots.style import RC_PARAMS
 
 __all__ = ["key_rate_vs_distance", "LABELS"]
@@ -37,7 +38,7 @@ def _series(rows: Iterable[Mapping[str, Any]]) -> dict[str, tuple[np.ndarray, np
     return out
 
 
-def key_rate_vs_distance(rows: Iterable[Mapping[str, Any]], ax=None, title: str | None = None):
+def key_rate_vs_distance(rows: Iterable[Mapping[str, Any]], ax=None, title: str | None = None, published=None):
     """Log plot of secret key rate (bits per pulse) versus fiber length, one line per analysis.
 
     Points where the rate is 0 or infinite (PLOB at 0 km) are left off: a log axis cannot show
@@ -47,6 +48,8 @@ def key_rate_vs_distance(rows: Iterable[Mapping[str, Any]], ax=None, title: str 
         rows: rows with ``length_km``, ``analysis`` and ``key_rate`` (e.g. :func:`qmc.results.read_results`).
         ax: axes to draw on (None: a new figure).
         title: optional axes title.
+        published: published points to overlay (:func:`qmc.gallery.published_points`): maximum
+            distances as triangles on the axis, key rates as open circles, in the analysis' color.
 
     Returns:
         The matplotlib Figure.
@@ -81,6 +84,7 @@ def key_rate_vs_distance(rows: Iterable[Mapping[str, Any]], ax=None, title: str 
             ax.set_ylim(low, high)
         if title:
             ax.set_title(title)
+        overlay(ax, published, "key_rate", lambda label: LABELS.get(label, ("", {}))[1].get("color", "k"))
         if shown or "plob" in series:
             # Frameless, but opaque: the PLOB line passes behind the legend's corner.
             ax.legend(loc="upper right", frameon=True, facecolor="white", edgecolor="none", framealpha=1.0)

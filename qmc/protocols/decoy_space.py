@@ -36,12 +36,16 @@ GAP_MIN = 1e-6  # smallest gap between an intensity and the sum of the weaker on
 P_MIN = 1e-6  # smallest intensity probability
 P_Z_RANGE = (1e-4, 1.0 - 1e-6)  # range of the basis probability
 
-# The box of theta that the derivative-free search (qmc.optimize.search) draws from: gaps between
-# intensities in about [0.003, 1] (signal) and [0.001, 0.5] (decoys), probabilities down to about
-# 1e-4 of the largest, p_z in about [0.02, 0.9999].
+# Where the derivative-free search (qmc.optimize.search) looks: gaps between intensities in
+# [0.003, 1] (signal) and [0.001, 0.5] (decoys), log-uniform; the signal probability uniform in
+# [1e-4, 1], the rest split uniformly; p_z logit-uniform in [0.02, 0.9999]. The box of theta
+# around that region scales its refinement steps.
+_SEARCH_SIGNAL_GAP = (0.003, 1.0)
+_SEARCH_DECOY_GAP = (0.001, 0.5)
+_SEARCH_P_Z = (0.02, 0.9999)
 _BOX_SIGNAL_GAP = (-5.8, 0.55)
 _BOX_DECOY_GAP = (-6.9, -0.43)
-_BOX_LOGIT = (-9.0, 9.0)
+_BOX_LOGIT = (-7.0, 7.0)
 _BOX_P_Z = (-4.0, 9.2)
 
 
@@ -157,6 +161,40 @@ class DecoySpace:
             lo.append(_BOX_P_Z[0])
             hi.append(_BOX_P_Z[1])
         return np.asarray(lo, np.float64), np.asarray(hi, np.float64)
+
+    def sample(self, key, protocol, n: int):
+        """``n`` thetas drawn over the region where physical optima lie (see the constants above),
+        in natural units and mapped by :meth:`from_protocol`: the derivative-free search's first
+        round (traceable; one key)."""
+        mu = jnp.asarray(protocol.intensities, jnp.float64)
+        k = mu.shape[0]
+        n_free = self.n_intensities_free(k)
+        u = jax.random.uniform(key, (n, n_free + k + 1), jnp.float64)
+
+        def log_uniform(x, lo_hi):
+            lo, hi = lo_hi
+            return lo * (hi / lo) ** x
+
+        def one(row):
+            replace: dict[str, Any] = {}
+            if n_free:
+                new, tail = [None] * k, jnp.asarray(0.0, jnp.float64)
+                for j in range(k - 1, -1, -1):
+                    gap = log_uniform(row[j], _SEARCH_SIGNAL_GAP if j == 0 else _SEARCH_DECOY_GAP)
+                    new[j] = tail + gap if j < n_free else mu[j]
+                    tail = tail + new[j]
+                replace["intensities"] = jnp.stack(new)
+            if self.probabilities:
+                p1 = 1e-4 + (1.0 - 1e-4) * row[n_free]
+                split = -jnp.log(row[n_free + 1 : n_free + k])  # a uniform point of the simplex
+                rest = (1.0 - p1) * split / jnp.sum(split) if k > 1 else jnp.zeros(0)
+                replace["probabilities"] = jnp.concatenate([p1[None], rest])
+            if self.p_z:
+                lo, hi = (jnp.log(x / (1.0 - x)) for x in _SEARCH_P_Z)
+                replace["p_z"] = jax.nn.sigmoid(lo + (hi - lo) * row[-1])
+            return self.from_protocol(dataclasses.replace(protocol, **replace))
+
+        return jax.vmap(one)(u)
 
     # -- starting points ----------------------------------------------------------------------
 

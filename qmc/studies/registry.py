@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import inspect
 from typing import Any, Callable, Iterator, Mapping
 
 from qmc.validation import ValidationError
@@ -59,12 +60,15 @@ class Study:
     figure: Callable[..., Any] | str
     figure_name: str
 
-    def draw(self, rows, **kwargs):
-        """The study's figure of ``rows``."""
+    def draw(self, rows, published=None, **kwargs):
+        """The study's figure of ``rows``, with ``published`` points (:mod:`qmc.gallery`) where the
+        figure can draw them."""
         figure = self.figure
         if isinstance(figure, str):
             module, _, function = figure.partition(":")
             figure = getattr(importlib.import_module(module), function)
+        if published is not None and "published" in inspect.signature(figure).parameters:
+            kwargs["published"] = published
         return figure(rows, **kwargs)
 
 

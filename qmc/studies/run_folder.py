@@ -19,6 +19,7 @@ def execute(
     metadata: Mapping[str, Any] | None = None,
     progress: bool | None = None,
     figure: bool = True,
+    published: list | None = None,
 ) -> dict:
     """Run ``chunks`` of ``study`` into ``run_dir``: results.csv, metadata.json and the figure.
 
@@ -33,6 +34,7 @@ def execute(
         metadata: extra entries for metadata.json (experiment name, seed, overrides, ...).
         progress: show a progress bar over chunks (None: only on a terminal).
         figure: draw and save the figure at the end.
+        published: published points the figure overlays (:func:`qmc.gallery.published_points`).
 
     Returns:
         The final metadata.
@@ -83,7 +85,7 @@ def execute(
 
         from qmc.plots import save
 
-        fig = study.draw(rows)
+        fig = study.draw(rows, published=published)
         meta["figures"] = [p.name for p in save(fig, run_dir / study.figure_name)]
         plt.close(fig)
     meta.update(status="complete", finished=results.now_iso(), wall_time_s=round(time.perf_counter() - start, 3))
