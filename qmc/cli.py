@@ -1,10 +1,11 @@
 """The ``qmc`` and ``qmc-plot`` commands: Hydra configs -> qmc components -> a study -> a run folder.
 
 This is the only module of qmc that imports Hydra or OmegaConf. ``main`` composes the config
-(the repository's ``conf/``, shipped inside the wheel: :func:`qmc._paths.conf_dir`), builds every ``_target_`` after checking that it names
-a qmc component, validates the built objects (bad input stops the run with one line and exit
-status 2, before anything compiles), runs the study named by ``study`` from
-:data:`qmc.studies.STUDIES` and writes the run folder through :func:`qmc.studies.execute`.
+(the repository's ``conf/``, shipped inside the wheel: :func:`qmc._paths.conf_dir`), builds
+every ``_target_`` after checking that it names a qmc component or settings class, validates the
+built objects (bad input stops the run with one line and exit status 2, before anything
+compiles), runs the study named by ``study`` (:func:`qmc.studies.get`) and writes the run folder
+through :func:`qmc.studies.execute`.
 
 Examples:
     qmc                                   # the default study (decoy_bb84_gys)
@@ -232,9 +233,8 @@ def prepare(cfg: DictConfig):
 
 def _compilation_cache() -> None:
     """Keep compiled programs between runs (JAX's persistent cache): most of a short study's time
-    is compilation (optimize_link: 48 s cold, 15 s warm on 2 CPU cores). ``$QMC_CACHE_DIR``
-    (default ``~/.cache/qmc/jax``; empty: off) unless ``JAX_COMPILATION_CACHE_DIR`` is set, which
-    JAX reads itself. The cache never changes a number."""
+    is compilation. ``$QMC_CACHE_DIR`` (default ``~/.cache/qmc/jax``; empty: off) unless
+    ``JAX_COMPILATION_CACHE_DIR`` is set, which JAX reads itself. The cache never changes a number."""
     if os.environ.get("JAX_COMPILATION_CACHE_DIR"):
         return
     path = os.environ.get("QMC_CACHE_DIR", str(Path.home() / ".cache" / "qmc" / "jax"))

@@ -55,7 +55,7 @@ INVALID = {
     "negative_intensity": (_protocol(intensities=(0.48, 0.05, -0.01)), ["intensities[2]", "-0.01", ">= 0"]),
     "lengths": (_protocol(probabilities=(0.9, 0.1)), ["intensities", "probabilities", "same length"]),
     "p_z": (_protocol(p_z=1.2), ["p_z", "1.2", "[0, 1]"]),
-    "key_basis": (_protocol(key_basis="X"), ["key_basis", "'X'", "Z, both"]),
+    "key_basis": (_protocol(key_basis="X"), ["key_basis = X", "Z, both"]),
     "f_ec": (qmc.InfiniteDecoy(f_ec=0.9), ["f_ec", "0.9", ">= 1"]),
 }
 

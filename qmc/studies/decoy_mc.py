@@ -30,7 +30,7 @@ from qmc.validation import ValidationError, validate
 __all__ = ["decoy_bb84_mc_rows", "DEFAULT_N_PULSES", "ENGINES", "MC_COLUMNS"]
 
 # 1e8 pulses: the signal gain at 100 km (Q ~ 1.8e-4, 20 % of pulses are Z-matched signals) to
-# ~1.7 % relative standard error, and the five pulse-engine points in ~5 s of fast path on 2 cores.
+# ~1.7 % relative standard error.
 DEFAULT_N_PULSES = 10**8
 _ENGINE_IDS = {"exact": 0, "block": 1, "pulse": 2}
 
