@@ -88,7 +88,7 @@ def test_default_space_frees_what_has_an_interior_optimum():
     assert optimize.default_space(FINITE, LIM_PROTOCOL) == DecoySpace("decoys", True, True)
     assert optimize.default_space(FiniteRusca2018(), LIM_PROTOCOL) == DecoySpace("all", True, True)
     for asym in (AsymptoticTwoDecoy(), InfiniteDecoy(), VacuumWeak()):
-        assert optimize.default_space(asym, LIM_PROTOCOL) == DecoySpace("signal", False, False)
+        assert optimize.default_space(asym, LIM_PROTOCOL) == DecoySpace("decoys" if asym.parameters[1:2] == ("decoys",) else "signal", True, True)
     assert optimize.default_space(FINITE, LIM_PROTOCOL).names(3) == ("mu1", "mu2", "p_mu1", "p_mu2", "p_mu3", "p_z")
 
 

@@ -9,6 +9,13 @@ evaluated per key basis b and summed: R = sum_b P(signal) P_A(b) P_B(b) max(r_b,
 phase error of the single photons in basis b is their bit error in the other basis. With
 ``probabilities = (1, 0, ...)``, ``p_z = 1/2`` and ``key_basis = "both"`` this is Lo-Ma-Chen's
 rate per signal pulse with q = 1/2. Rates are bits per emitted pulse; never NaN (0 with a reason).
+
+The vacuum term. Lo, Ma, Chen's Eq. (1) leaves out the key of the vacuum pulses; GLLP's rate, and
+the finite-key analyses of Lim et al. (2014) and Rusca et al. (2018) with their asymptotic limits,
+count it: + Q_0 = Y_0 P(0 | mu), whose phase error is 1/2 by symmetry and which leaks nothing to
+Eve. ``vacuum_term=False`` (the default here, Lo-Ma-Chen's published curves) leaves it out;
+``vacuum_term=True`` adds it. The finite-key analyses (:mod:`qmc.analysis.finite`) include it by
+default (their papers' form) and take the same option.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from typing import ClassVar
 
 import jax.numpy as jnp
 
-from qmc._pytree import pytree_dataclass
+from qmc._pytree import pytree_dataclass, static
 from qmc.analysis.base import AbstractAnalysis
 from qmc.analysis.keyrate import KeyRate, finish, h2
 from qmc.engines.observations import Observations
@@ -33,17 +40,18 @@ def _safe_div(num, den):
     return jnp.where(ok, num / jnp.where(ok, den, 1.0), jnp.inf)
 
 
-def gllp_rate(protocol, q1, e1, gain, qber, f_ec):
-    """Sum over key bases of P(signal) P_A(b) P_B(b) max(q1_b (1 - H2(e1_b')) - f Q_b H2(E_b), 0).
+def gllp_rate(protocol, q1, e1, gain, qber, f_ec, q0=0.0):
+    """Sum over key bases of P(signal) P_A(b) P_B(b) max(q0_b + q1_b (1 - H2(e1_b')) - f Q_b H2(E_b), 0).
 
     Args:
         q1, e1, gain, qber: per basis (Z, X), shape (2,). ``e1`` is each basis' single-photon bit
             error; the phase error for a key in basis b is ``e1`` of the other basis.
+        q0: the vacuum pulses' gain per basis, Y_0 P(0 | mu) (0: the vacuum term left out).
     Returns:
         (rate, raw) where raw is the unclipped sum (for the reason code).
     """
     phase = e1[::-1]
-    per_basis = q1 * (1.0 - h2(phase)) - f_ec * gain * h2(qber)
+    per_basis = q0 + q1 * (1.0 - h2(phase)) - f_ec * gain * h2(qber)
     pb = protocol.basis_probabilities()
     weight = jnp.asarray(protocol.probabilities)[0] * pb**2 * protocol.key_basis_mask()
     weighted = weight * per_basis
@@ -63,14 +71,18 @@ def _signal(obs: Observations):
 class InfiniteDecoy(_Analysis):
     """Infinitely many decoys: Y_1 and e_1 known exactly (Lo, Ma, Chen 2005, the upper curve).
 
-    Y_1 and e_1 come from the same link with a single-photon source; Q_1 = Y_1 P_1(mu).
+    Y_1 and e_1 come from the same link with a single-photon source; Q_1 = Y_1 P_1(mu). With
+    ``vacuum_term`` the vacuum pulses' Q_0 = Y_0 P_0(mu) is added (see the module docstring).
 
     Args:
         f_ec: error-correction inefficiency (>= 1).
+        vacuum_term: add the vacuum pulses' key (False: Lo, Ma, Chen's Eq. (1) as published).
     """
 
     f_ec: float = 1.16
+    vacuum_term: bool = static(False)
     name: ClassVar[str] = "infinite_decoy"
+    parameters: ClassVar[tuple[str, ...]] = ("signal", "probabilities", "p_z")  # no decoy is read
 
     def key_rate(self, link, protocol) -> KeyRate:
         mu = jnp.asarray(protocol.intensities)[0]
@@ -78,7 +90,10 @@ class InfiniteDecoy(_Analysis):
         single = exact.photon_number_observations(link, protocol, 1)
         y1, e1 = single.gain[0], single.qber[0]
         q1 = y1 * link.source.photon_number_pmf(mu, 1)
-        rate, _ = gllp_rate(protocol, q1, e1, gain, qber, self.f_ec)
+        q0 = 0.0
+        if self.vacuum_term:
+            q0 = exact.photon_number_observations(link, protocol, 0).gain[0] * link.source.photon_number_pmf(mu, 0)
+        rate, _ = gllp_rate(protocol, q1, e1, gain, qber, self.f_ec, q0)
         return finish(
             rate, valid=self._valid(protocol, link), detected=gain[0] > 0,
             y1_positive=y1[0] > 0, y1=y1[0], e1=e1[1], gain=gain[0], qber=qber[0],
@@ -94,10 +109,16 @@ class VacuumWeak(_Analysis):
 
     with Y_0 the vacuum gain and e_0 Y_0 the vacuum error gain (both observed). Intensities are
     (mu, nu, 0): signal, weak decoy (0.05 by default in the GYS study), vacuum. The bound cancels
-    nearly exactly at small nu and needs float64. Valid for Poisson (weak coherent) sources.
+    nearly exactly at small nu and needs float64. Valid for Poisson (weak coherent) sources. With
+    ``vacuum_term`` the vacuum pulses' Q_0 = Y_0 e^-mu is added (see the module docstring).
+
+    Args:
+        f_ec: error-correction inefficiency (>= 1).
+        vacuum_term: add the vacuum pulses' key (False: Ma et al.'s rate as published).
     """
 
     f_ec: float = 1.16
+    vacuum_term: bool = static(False)
     name: ClassVar[str] = "vacuum_weak"
     uses_observations: ClassVar[bool] = True
 
@@ -129,8 +150,9 @@ class VacuumWeak(_Analysis):
         y1, e1 = self.bounds(obs, protocol)
         y1_ok = y1 > 0
         q1 = jnp.where(y1_ok, y1, 0.0) * mu * jnp.exp(-mu)
+        q0 = obs.gain[-1] * jnp.exp(-mu) if self.vacuum_term else 0.0
         gain, qber = _signal(obs)
-        rate, _ = gllp_rate(protocol, q1, jnp.where(y1_ok, e1, 0.5), gain, qber, self.f_ec)
+        rate, _ = gllp_rate(protocol, q1, jnp.where(y1_ok, e1, 0.5), gain, qber, self.f_ec, q0)
         return finish(
             rate, valid=self._valid(protocol, link) & (mu > jnp.asarray(protocol.intensities)[1]),
             detected=gain[0] > 0, y1_positive=y1_ok[0], y1=y1[0], e1=e1[1], gain=gain[0], qber=qber[0],
@@ -153,6 +175,7 @@ class NoDecoy(_Analysis):
 
     f_ec: float = 1.16
     name: ClassVar[str] = "no_decoy"
+    parameters: ClassVar[tuple[str, ...]] = ("signal", "p_z")
     uses_observations: ClassVar[bool] = True
 
     def key_rate_from_observations(self, obs: Observations, protocol, link=None) -> KeyRate:
@@ -184,6 +207,7 @@ class SinglePhoton(_Analysis):
 
     f_ec: float = 1.16
     name: ClassVar[str] = "single_photon"
+    parameters: ClassVar[tuple[str, ...]] = ("probabilities", "p_z")  # the source sends one photon
 
     def key_rate(self, link, protocol) -> KeyRate:
         single = exact.photon_number_observations(link, protocol, 1)

@@ -13,8 +13,10 @@ Every analysis is a frozen dataclass (a PyTree: its numbers can be swept and dif
   :class:`qmc.ValidationError` naming the rule; inside traced code a broken rule gives rate 0 with
   the reason "invalid parameters".
 
-Class attributes: ``name`` (the label of the analysis in configs and tables), ``uses_observations``
-and ``finite`` (finite-key analyses have a block size and security parameters).
+Class attributes: ``name`` (the label of the analysis in configs and tables), ``uses_observations``,
+``finite`` (finite-key analyses have a block size and security parameters) and ``parameters``:
+which protocol parameters the rate depends on (``"signal"``, ``"decoys"``, ``"probabilities"``,
+``"p_z"``), what the optimizer frees by default (:meth:`qmc.protocols.DecoyBB84.parameter_space`).
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from __future__ import annotations
 import abc
 from typing import ClassVar
 
-from qmc.validation import ValidationError, is_valid
+from qmc.analysis.keyrate import OK, REASONS
+from qmc.validation import ValidationError, is_valid, validate
 
 __all__ = ["AbstractAnalysis"]
 
@@ -33,6 +36,7 @@ class AbstractAnalysis(abc.ABC):
     name: ClassVar[str]
     uses_observations: ClassVar[bool] = False
     finite: ClassVar[bool] = False
+    parameters: ClassVar[tuple[str, ...]] = ("signal", "decoys", "probabilities", "p_z")
 
     @abc.abstractmethod
     def key_rate(self, link, protocol):
@@ -57,6 +61,33 @@ class AbstractAnalysis(abc.ABC):
             if message is not None:
                 raise ValidationError(message)
         return protocol
+
+    def explain(self, link, protocol, out=None) -> str:
+        """Why the key rate of ``protocol`` over ``link`` is what it is, in one line (concrete values
+        only, never inside ``jit``).
+
+        A broken rule is named with its values, in the words :func:`qmc.validate` and
+        :func:`qmc.optimize.maximize` raise (``f_ec = 0.9 is out of range: must be >= 1``,
+        ``protocol.key_basis = both: finite_lim2014 needs key_basis 'Z' ...``); otherwise the
+        reason of ``out`` (default: this analysis' ``key_rate(link, protocol)``) with the numbers
+        behind it, or ``ok`` and the rate.
+        """
+        for obj, prefix in ((self, ""), (link, ""), (protocol, "protocol.")):
+            try:
+                validate(obj, prefix)
+            except ValidationError as err:
+                return str(err)
+        try:
+            self.validate_protocol(protocol)
+        except ValidationError as err:
+            return str(err)
+        out = self.key_rate(link, protocol) if out is None else out
+        code = int(out.reason)
+        if code == OK:
+            return f"ok: {float(out.rate):.6g} secret bits per pulse"
+        numbers = [f"{name} = {float(getattr(out, name)):.4g}" for name in ("gain", "qber", "y1", "e1")
+                   if getattr(out, name, None) is not None]
+        return f"{REASONS[code]} ({', '.join(numbers)})" if numbers else REASONS[code]
 
     def _valid(self, protocol, link=None):
         """Traced: the analysis, the protocol, the link (if given) and the protocol rules all hold."""

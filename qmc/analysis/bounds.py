@@ -26,6 +26,7 @@ class PLOB(AbstractAnalysis):
     """The repeaterless bound for the link's channel transmittance only (detectors excluded)."""
 
     name: ClassVar[str] = "plob"
+    parameters: ClassVar[tuple[str, ...]] = ()  # the channel's transmittance only
 
     def key_rate(self, link, protocol=None):
         bound = plob_bound(link.channel.transmittance())

@@ -49,7 +49,7 @@ from typing import ClassVar
 import jax
 import jax.numpy as jnp
 
-from qmc._pytree import pytree_dataclass
+from qmc._pytree import pytree_dataclass, static
 from qmc.analysis.keyrate import INVALID, NO_DETECTIONS, NO_SINGLE_PHOTONS, NOT_FINITE, NOT_POSITIVE
 from qmc.analysis.keyrate import OK, REASONS, KeyRate, h2
 from qmc.analysis.base import AbstractAnalysis
@@ -103,6 +103,14 @@ class DecoyCounts:
         p_key = jnp.sum(per_pulse_det[:, 0])
         n_pulses = safe_div(jnp.asarray(block_size, jnp.float64), p_key)
         return cls(n_pulses * per_pulse_det, n_pulses * per_pulse_err, n_pulses)
+
+    @classmethod
+    def for_pulses(cls, obs: Observations, protocol, n_pulses) -> "DecoyCounts":
+        """Expected counts after ``n_pulses`` emitted pulses (N fixed, n_X = N P(key-basis
+        detection) follows)."""
+        per = cls.per_pulse(obs, protocol)
+        n = jnp.asarray(n_pulses, jnp.float64)
+        return cls(n * per.detections, n * per.errors, n)
 
     @classmethod
     def per_pulse(cls, obs: Observations, protocol) -> "DecoyCounts":
@@ -204,20 +212,24 @@ class _FiniteBase(AbstractAnalysis):
                 Range("block_size", 0.0, lo_open=True),
                 Range("kappa", 0.0, 1.0, hi_open=True),
             ]
+            if getattr(self, "n_pulses", None) is not None:
+                out.append(Range("n_pulses", 0.0, lo_open=True))
         return out
 
     def _common_protocol_checks(self):
         k = self.n_intensities
         name = self.name
+        example = "(0.5, 0.1, 2e-4) with probabilities (0.7, 0.2, 0.1)" if k == 3 else "(0.5, 0.1) with probabilities (0.7, 0.3)"
         return [
             Rule("key_basis", lambda p, xp: xp.asarray(p.key_basis == "Z"),
-                 f"{name} needs key_basis 'Z' (X is the test basis for the phase error)"),
+                 f"{name} needs key_basis 'Z' (X is the test basis for the phase error): set key_basis='Z'"),
             Rule("intensities", lambda p, xp: xp.asarray(xp.size(p.intensities) == k),
-                 f"{name} needs {k} intensities"),
+                 f"{name} needs {k} intensities: set intensities, e.g. {example}"),
             Rule("probabilities", lambda p, xp: xp.all(xp.asarray(p.probabilities) > 0.0),
-                 f"{name} needs every intensity probability > 0 (each is used in the decoy bounds)"),
+                 f"{name} needs every intensity probability > 0 (each is used in the decoy bounds): set "
+                 f"probabilities, e.g. {example.split(' with probabilities ')[1]}"),
             Rule("p_z", lambda p, xp: (xp.asarray(p.p_z) > 0.0) & (xp.asarray(p.p_z) < 1.0),
-                 f"{name} needs 0 < p_z < 1 (both bases are measured)"),
+                 f"{name} needs 0 < p_z < 1 (both bases are measured): set p_z, e.g. 0.9"),
         ]
 
     # -- the analysis ---------------------------------------------------------------------------
@@ -258,7 +270,8 @@ class _FiniteBase(AbstractAnalysis):
             eps_cor = self._eps_cor()
             penalty = 6.0 * (jnp.log2(self.eps_split) - jnp.log2(eps_sec)) + 1.0 - jnp.log2(eps_cor)
         s1k_pos = jnp.maximum(s1k, 0.0)
-        length = jnp.maximum(s0k, 0.0) + s1k_pos * (1.0 - h2(phi)) - leak - penalty
+        vacuum = jnp.maximum(s0k, 0.0) if self.vacuum_term else 0.0
+        length = vacuum + s1k_pos * (1.0 - h2(phi)) - leak - penalty
         diag = dict(s0=s0k, s1=s1k, s1_test=s1t, v1_test=v1t, phase_error=phi, leak_ec=leak,
                     n_key=n_key, e_obs=e_obs)
         return length, diag, phase_ok
@@ -322,10 +335,13 @@ class _FiniteBase(AbstractAnalysis):
         )
 
     def counts(self, obs: Observations, protocol) -> DecoyCounts:
-        """Counts this analysis reads: expected at ``block_size`` when ``obs`` holds
-        probabilities (``n_sent`` is None), else the observed counts."""
+        """Counts this analysis reads: expected at ``block_size`` (or after ``n_pulses`` pulses, when
+        that is given) when ``obs`` holds probabilities (``n_sent`` is None), else the observed
+        counts."""
         if obs.n_sent is not None:
             return DecoyCounts.observed(obs, protocol)
+        if self.finite and self.n_pulses is not None:
+            return DecoyCounts.for_pulses(obs, protocol, self.n_pulses)
         if self.finite:
             return DecoyCounts.expected(obs, protocol, self.block_size)
         return DecoyCounts.per_pulse(obs, protocol)
@@ -381,6 +397,10 @@ class FiniteLim2014(_FiniteBase):
         block_size: n_X, key-basis detections over all intensities.
         kappa: if > 0, eps_sec = kappa * l (Lim's Fig. 1 uses kappa = 1e-15) and ``eps_sec`` is
             ignored.
+        n_pulses: N, the pulses of a block, when the block is fixed by its pulses rather than by
+            n_X (None: ``block_size`` is used); n_X = N P(key-basis detection) follows.
+        vacuum_term: count the vacuum detections s_X,0 in l (Eq. (1), the default); False leaves
+            them out (the convention of the asymptotic rates of Lo, Ma, Chen 2005).
     """
 
     f_ec: float = 1.16
@@ -388,6 +408,8 @@ class FiniteLim2014(_FiniteBase):
     eps_cor: float = 1e-15
     block_size: float = 1e9
     kappa: float = 0.0
+    n_pulses: float | None = None
+    vacuum_term: bool = static(True)
     name: ClassVar[str] = "finite_lim2014"
     n_intensities: ClassVar[int] = 3
     eps_split: ClassVar[float] = 21.0
@@ -410,8 +432,8 @@ class FiniteRusca2018(_FiniteBase):
     lambda_EC = f_EC n_Z h(e_obs). Intensities (mu1, mu2) with mu1 > mu2 > 0.
 
     Args:
-        f_ec, eps_sec, eps_cor, block_size, kappa: as in :class:`FiniteLim2014` (block_size is
-            Rusca's n_Z, the key-basis detections).
+        f_ec, eps_sec, eps_cor, block_size, kappa, n_pulses, vacuum_term: as in
+            :class:`FiniteLim2014` (block_size is Rusca's n_Z, the key-basis detections).
     """
 
     f_ec: float = 1.16
@@ -419,6 +441,8 @@ class FiniteRusca2018(_FiniteBase):
     eps_cor: float = 1e-15
     block_size: float = 1e9
     kappa: float = 0.0
+    n_pulses: float | None = None
+    vacuum_term: bool = static(True)
     name: ClassVar[str] = "finite_rusca2018"
     n_intensities: ClassVar[int] = 2
     eps_split: ClassVar[float] = 19.0
@@ -439,6 +463,7 @@ class AsymptoticTwoDecoy(_FiniteBase):
     """
 
     f_ec: float = 1.16
+    vacuum_term: bool = static(True)
     name: ClassVar[str] = "asymptotic_two_decoy"
     n_intensities: ClassVar[int] = 3
     eps_split: ClassVar[float] = 21.0
@@ -457,6 +482,7 @@ class AsymptoticOneDecoy(_FiniteBase):
     :class:`FiniteRusca2018`). Rate per emitted pulse."""
 
     f_ec: float = 1.16
+    vacuum_term: bool = static(True)
     name: ClassVar[str] = "asymptotic_one_decoy"
     n_intensities: ClassVar[int] = 2
     eps_split: ClassVar[float] = 19.0

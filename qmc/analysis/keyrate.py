@@ -46,7 +46,8 @@ class KeyRate:
 
     Attributes:
         rate: secret bits per emitted pulse (never NaN; 0 when not positive).
-        reason: index into :data:`REASONS` (0 = ok).
+        reason: index into :data:`REASONS` (0 = ok); ``analysis.explain(link, protocol)`` says
+            in one line which rule an invalid input breaks, with its values.
         y1: single-photon yield used (bound or exact) in the key basis Z.
         e1: single-photon phase error rate used (bound or exact) for the key basis Z.
         gain: signal gain Q_mu in the Z basis.

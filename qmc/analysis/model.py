@@ -32,6 +32,14 @@ class ModelAnalysis(AbstractAnalysis):
     def finite(self) -> bool:
         return bool(type(self.analysis).finite)
 
+    @property
+    def parameters(self) -> tuple[str, ...]:
+        return type(self.analysis).parameters
+
+    @property
+    def n_intensities(self) -> int | None:
+        return getattr(type(self.analysis), "n_intensities", None)
+
     def protocol_checks(self, protocol):
         return self.analysis.protocol_checks(protocol)
 

@@ -99,22 +99,25 @@ class DecoyBB84(AbstractProtocol):
     # -- the optimizer's view -------------------------------------------------------------------
 
     def parameter_space(self, analysis=None) -> DecoySpace:
-        """What has an interior optimum for ``analysis``.
+        """Every parameter ``analysis`` reads (its ``parameters``; all of them without an analysis):
+        the signal intensity, the decoy intensities, the intensity probabilities and p_z.
 
-        Finite-key analyses (``analysis.finite`` true): intensities, their probabilities and p_z.
-        The weakest intensity keeps this protocol's value when there are three or more (vacuum, or
-        Lim's mu_3 = 2e-4); with two (Rusca's one decoy) both intensities are free.
-
-        Asymptotic analyses (and ``analysis=None``): only the signal intensity. Their rates rise
-        as the decoy probabilities and the weak decoy intensity shrink (and as p_z -> 1 where only
-        Z gives key), so those have no interior optimum and are the user's choice.
+        The weakest intensity keeps this protocol's value when there are three or more (the
+        vacuum, or Lim's mu_3 = 2e-4: the decoy bounds are written for a fixed one); with one or
+        two (no decoy; Rusca's one decoy) every intensity is free. Asymptotic rates rise as the
+        decoy probabilities shrink and p_z -> 1 where only Z gives key: their optimum is at the
+        space's floors (:mod:`qmc.protocols.decoy_space`).
         """
-        if getattr(analysis, "finite", False):
-            k = getattr(type(analysis), "n_intensities", None)
-            if k is None:
-                k = int(np.shape(self.intensities)[0])
-            return DecoySpace("all" if k == 2 else "decoys", True, True)
-        return DecoySpace("signal", False, False)
+        uses = getattr(analysis, "parameters", ("signal", "decoys", "probabilities", "p_z"))
+        k = getattr(analysis, "n_intensities", None) or getattr(type(analysis), "n_intensities", None)
+        k = int(np.shape(self.intensities)[0]) if k is None else int(k)
+        if "decoys" in uses and k > 1:
+            intensities = "all" if k == 2 else "decoys"
+        elif "signal" in uses or "decoys" in uses:
+            intensities = "all" if k == 1 else "signal"
+        else:
+            intensities = "none"
+        return DecoySpace(intensities, probabilities="probabilities" in uses and k > 1, p_z="p_z" in uses)
 
     def parameters(self) -> dict:
         """Every parameter as a flat dict: ``mu1``.., ``p_mu1``.., ``p_z`` (arrays keep their

@@ -2,17 +2,16 @@
 
 ``qmc experiment=optimize_link channel.length_km=80 detector=snspd analysis=finite_lim2014
 analysis.block_size=1e10`` optimizes, for every analysis variant of the config, the parameters
-that have an interior optimum (the protocol's ``parameter_space``: intensities, their
-probabilities and p_z for finite-key analyses; the signal intensity for asymptotic ones) with
-:func:`qmc.optimize.maximize_sweep`, prints a plain-text table of the optimal parameters and
+that the analysis reads (the protocol's ``parameter_space``: intensities, their probabilities and
+p_z) with :func:`qmc.optimize.maximize_sweep`, prints a plain-text table of the optimal parameters and
 rate, writes them to ``results.csv``, and draws the optimal parameters versus distance
 (:func:`qmc.plots.optimize.optimal_parameters_vs_distance`).
 
 The link is the configured one; ``sweep.length_km`` lists the fiber lengths (the experiment's
 default is ``[${channel.length_km}]``, one point: override ``sweep.length_km.values=[0,50,100]``,
-or ``sweep.length_km.values=null`` for ``start``..``stop``). Variants that nothing optimizes
-(PLOB, the ideal single-photon source) and variants whose rules the protocol breaks (vacuum +
-weak needs a vacuum decoy) are skipped with a note.
+or ``sweep.length_km.values=null`` for ``start``..``stop``). Variants that no protocol parameter
+changes (PLOB) and variants whose rules the protocol breaks (vacuum + weak needs a vacuum decoy)
+are skipped with a note.
 
 Check. For finite-key analyses every optimum is checked with the block engine
 (:func:`qmc.optimize.check_block_engine`): ``check.n_sessions`` sessions of the predicted number
@@ -31,7 +30,7 @@ import numpy as np
 
 from qmc import optimize
 from qmc._pytree import replace_path
-from qmc.analysis import PLOB, SinglePhoton, reason_text
+from qmc.analysis import reason_text
 from qmc.studies.registry import Chunk, Study, register
 from qmc.studies.settings import CheckSettings
 from qmc.studies.spec import analyses, optimize_settings, require_exact_engine, seed, setting, sweep_axis
@@ -46,11 +45,6 @@ OPTIMIZE_COLUMNS = (
     "mc_sessions", "mc_key_length_median", "mc_key_length_q16", "mc_key_length_q84", "mc_abort_fraction",
     "mc_agrees",
 )
-
-# Nothing in the protocol changes these rates (PLOB) or nothing the optimizer frees does (an ideal
-# single-photon source has no intensity).
-_NOT_OPTIMIZED = (PLOB, SinglePhoton)
-
 
 def _problem(analysis, protocol) -> str | None:
     """Why ``analysis`` cannot run with ``protocol`` (its rules), or None."""
@@ -201,7 +195,7 @@ def optimize_link(
         raise ValidationError("sweep.length_km: needs lengths >= 0")
     jobs, problems = [], []
     for label, analysis in analyses.items():
-        if isinstance(analysis, _NOT_OPTIMIZED):
+        if protocol.parameter_space(analysis).size(int(np.size(protocol.intensities))) == 0:
             problems.append(f"{label}: skipped (no protocol parameter to optimize)")
             continue
         problem = _problem(analysis, protocol)
