@@ -337,6 +337,9 @@ def test_afterpulsing_experiment_rows_and_bad_probability():
 
 
 def test_optimize_link_solver_is_a_checked_config_value():
-    prepare("experiment=optimize_link", "optimize.solver=optax")  # accepted (nothing compiled yet)
-    with pytest.raises(qmc.ValidationError, match="optimize.solver = adam: must be one of bfgs, optax"):
+    prepare("experiment=optimize_link", "optimize.solver=lbfgs")  # accepted (nothing compiled yet)
+    prepare("experiment=optimize_link", "optimize.solver=adam", "optimize.solver_options={learning_rate: 0.05}")
+    with pytest.raises(qmc.ValidationError, match="optimize.solver = newton: not 'bfgs' nor a transformation of optax"):
+        prepare("experiment=optimize_link", "optimize.solver=newton")
+    with pytest.raises(qmc.ValidationError, match="optimize.solver = adam: .*learning_rate"):
         prepare("experiment=optimize_link", "optimize.solver=adam")

@@ -311,12 +311,24 @@ def test_optax_solver_agrees_with_bfgs_on_a_finite_key_point(finite_random):
 
 def test_unknown_solver_or_option_is_refused():
     link = presets.lim2014_link(60.0)
-    with pytest.raises(ValueError, match="solver = 'adam': must be one of 'bfgs', 'optax'"):
-        optimize.maximize(FINITE, link, LIM_PROTOCOL, solver="adam")
-    with pytest.raises(ValueError, match="must be one of 'bfgs', 'optax'"):
-        optimize.maximize_sweep(FINITE, link, LIM_PROTOCOL, {"link.channel.length_km": [0.0, 10.0]}, solver="lbfgs")
-    with pytest.raises(TypeError, match="dtol"):  # an option of the default solver only
-        optimize.maximize(FINITE, link, LIM_PROTOCOL, solver="optax", dtol=1e-9)
+    with pytest.raises(ValueError, match="solver = 'newton': not 'bfgs' nor a transformation of optax"):
+        optimize.maximize(FINITE, link, LIM_PROTOCOL, solver="newton")
+    with pytest.raises(ValueError, match="solver 'adam': .*learning_rate"):  # adam needs its learning rate
+        optimize.maximize_sweep(FINITE, link, LIM_PROTOCOL, {"link.channel.length_km": [0.0, 10.0]}, solver="adam")
+    with pytest.raises(ValueError, match="dtol"):  # an option of qmc's BFGS only
+        optimize.maximize(FINITE, link, LIM_PROTOCOL, solver="lbfgs", dtol=1e-9)
+
+
+def test_any_optax_transformation_runs_by_name_or_as_an_object():
+    import optax
+
+    link = presets.lim2014_link(50.0)
+    ref = optimize.maximize(FINITE, link, LIM_PROTOCOL, n_starts=1)
+    for solver, options in (("adam", dict(learning_rate=0.05, max_eval=300)),
+                            (optax.chain(optax.clip_by_global_norm(1.0), optax.adam(0.05)), dict(max_eval=300))):
+        out = optimize.maximize(FINITE, link, LIM_PROTOCOL, n_starts=1, solver=solver, **options)
+        assert float(out.rate.rate) == pytest.approx(float(ref.rate.rate), rel=1e-4), solver
+        assert 1 < int(out.n_eval) <= 300
 
 
 @pytest.mark.slow

@@ -1,9 +1,10 @@
-"""Benchmarks: ``python -m qmc.bench [--quick] [--json]`` and ``python -m qmc.bench --optimize``.
+"""Benchmarks: ``python -m qmc.bench [--quick] [--json]``, ``--optimize`` and ``--latency``.
 
 * :mod:`qmc.bench.engines`: the pulse, stream and block engines against numpy versions of the
   same models, in the same run;
 * :mod:`qmc.bench.streams`: the stream engine's part of it (afterpulsing and dead time);
 * :mod:`qmc.bench.optimize`: the optimizer against scipy's L-BFGS-B on the same objective;
+* :mod:`qmc.bench.latency`: time to a first answer in a fresh process (``--latency``);
 * :mod:`qmc.bench.timing`: the timer, the machine description and the table they share;
 * :mod:`qmc.bench.gpu`: the scripts of a GPU session (``bash qmc/bench/gpu/check.sh``).
 

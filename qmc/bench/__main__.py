@@ -16,6 +16,9 @@ def main(argv=None) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     parser.add_argument("--optimize", action="store_true",
                         help="the optimizer benchmark instead (qmc.bench.optimize: qmc against scipy L-BFGS-B)")
+    parser.add_argument("--latency", action="store_true",
+                        help="time to a first answer instead (qmc.bench.latency: fresh processes, cache off)")
+    parser.add_argument("--runs", type=int, default=3, help="--latency: runs per target (the median is reported)")
     parser.add_argument("--methods", default=None, metavar="CATEGORICAL,HISTOGRAM",
                         help=f"kernel methods of the pulse/stream engines (categorical: {', '.join(CATEGORICAL_METHODS)}; "
                              f"histogram: {', '.join(HISTOGRAM_METHODS + (FUSED,))}); default by backend, same numbers")
@@ -26,6 +29,15 @@ def main(argv=None) -> None:
         return optimize_main(["--quick"] * args.quick + ["--json"] * args.json + rest)
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    if args.latency:
+        from qmc.bench.latency import format_result as latency_table
+        from qmc.bench.latency import run as latency
+
+        result = latency(runs=args.runs)
+        print(latency_table(result))
+        if args.json:
+            print(json.dumps(result))
+        return None
     methods = None
     if args.methods:
         methods = tuple(args.methods.split(","))

@@ -1,9 +1,16 @@
-"""BFGS with a backtracking line search, one start, traceable and vmappable.
+"""qmc's BFGS as an optax transformation: a dense quasi-Newton step with a backtracking line search.
 
-Dense inverse Hessian (theta has at most 2k dimensions; gradients by forward-mode autodiff, d
-tangents of one ``jvp``), Armijo backtracking with safeguarded quadratic interpolation, step
-length capped in theta units; each loop iteration is one evaluation, so the loss is traced once and
-a vmapped batch advances in lockstep.
+:func:`bfgs` returns an ``optax.GradientTransformationExtraArgs``. Each ``update`` receives the
+loss and its gradient at the point it proposed last (a line-search trial, or the first trial of a
+new step) and proposes the next one, so every call is one evaluation of the loss: a driver
+(:func:`qmc.optimize.minimize.minimize`) traces the loss once and a vmapped batch advances in
+lockstep, with no loop nested in another.
+
+Dense inverse Hessian (theta has at most 2k dimensions), Armijo backtracking (c1 = 1e-4) with
+safeguarded quadratic interpolation, steps capped in the max norm; the inverse Hessian starts as
+the identity, is rescaled by s.y / y.y at its first update (Nocedal and Wright, Eq. (6.20)), and
+is reset when the loss crosses between the feasible and the infeasible regime
+(:data:`qmc.optimize.objective.INFEASIBLE`). The state says when the run is over (``done``).
 """
 
 from __future__ import annotations
@@ -11,16 +18,15 @@ from __future__ import annotations
 import functools
 from typing import Any, NamedTuple
 
-import jax
 import jax.numpy as jnp
+import optax
 
 from qmc.optimize.objective import INFEASIBLE as _INFEASIBLE
-from qmc.optimize.objective import value_and_grad as _value_and_grad
 
-__all__ = ["minimize_bfgs"]
+__all__ = ["bfgs", "BFGSState", "warm_start", "minimize_bfgs"]
 
 
-class _State(NamedTuple):
+class BFGSState(NamedTuple):
     x: Any       # accepted point (d,)
     f: Any       # loss there
     g: Any       # gradient there (d,)
@@ -30,50 +36,26 @@ class _State(NamedTuple):
     alpha: Any   # step length being tried
     n_ls: Any    # trials of the current line search
     fresh: Any   # h is a plain identity: rescale it at the next update
-    k: Any       # accepted iterations
-    n_eval: Any  # evaluations
-    done: Any
+    k: Any       # accepted iterations (-1 before the first evaluation)
+    done: Any    # the run is over (converged, the line search failed, or a limit)
 
 
-def minimize_bfgs(fun, x0, *, max_iter: int = 100, max_linesearch: int = 20, gtol: float = 1e-7,
-                  ftol: float = 1e-12, max_step: float = 2.0, max_eval: int | None = None,
-                  patience: int = 15, cutoff=jnp.inf, h0=None, fresh0=None, dtol: float = 1e-10):
-    """Minimize ``fun`` from ``x0`` with BFGS (traceable, vmappable).
+def bfgs(*, max_iter: int = 40, max_linesearch: int = 20, gtol: float = 1e-7, ftol: float = 1e-12,
+         max_step: float = 2.0, patience: int = 15, dtol: float = 1e-10) -> optax.GradientTransformationExtraArgs:
+    """qmc's BFGS (see the module docstring) as an optax transformation.
 
-    Armijo backtracking (c1 = 1e-4) with safeguarded quadratic interpolation; steps capped at
-    ``max_step`` in the max norm; the inverse Hessian starts as the identity, is rescaled by
-    s.y / y.y at its first update (Nocedal and Wright, Eq. (6.20)), and is reset when the loss
-    crosses between the feasible and the infeasible regime. Stops when the gradient max norm is
-    below ``gtol``, the loss decrease below ``ftol`` (1 + |f|), the decrease the quasi-Newton model
-    predicts (g.H.g / 2, once H is not a plain identity: updated, or inherited through ``h0``)
-    below ``dtol`` (1 + |f|) (a warm start near its optimum then stops after one or two
-    evaluations; with f = -ln R of 5 to 30, 1e-10 leaves about 1e-9 of the rate), the line
-    search fails, after ``max_iter`` iterations or ``max_eval`` evaluations, or at once if the
-    loss at ``x0`` is not below ``cutoff`` (a restart that cannot beat a known value costs one
-    evaluation). A run still without key (loss in the infeasible regime) after ``patience``
-    iterations gives up.
+    The run is over (``state.done``) when the gradient max norm is below ``gtol``, the loss
+    decrease below ``ftol`` (1 + |f|), the decrease the quasi-Newton model predicts (g.H.g / 2,
+    once H is not a plain identity: updated, or inherited through :func:`warm_start`) below
+    ``dtol`` (1 + |f|) (a warm start near its optimum then stops after one or two evaluations;
+    with f = -ln R of 5 to 30, 1e-10 leaves about 1e-9 of the rate), the line search fails
+    (``max_linesearch`` trials), after ``max_iter`` accepted iterations, or when a run still
+    without key (loss in the infeasible regime) has made ``patience`` iterations.
 
-    ``h0`` warm-starts the inverse Hessian (e.g. the previous point's along a sweep: a warm start
-    then converges in a few steps); ``fresh0`` True treats it as an unscaled identity.
-
-    One loop iteration is one evaluation of ``fun`` and its gradient (a line-search trial or the
-    first trial of a new step), so ``fun`` is traced once and a vmapped batch advances in lockstep
-    without nested loops.
-
-    Returns:
-        (x, f, n_iter, n_eval, h): the point, its loss, accepted iterations, evaluations and the
-        final inverse Hessian approximation.
+    ``update(grad, state, params, *, value)``: ``params`` is the point the last update proposed
+    (the start at the first call), ``value`` and ``grad`` the loss and its gradient there.
     """
-    value_and_grad = _value_and_grad(fun, jnp.shape(x0)[0])
-    max_eval = max_iter * 4 if max_eval is None else max_eval
     c1 = 1e-4
-
-    def evaluate(x):
-        f, g = value_and_grad(x)
-        bad = ~jnp.isfinite(f)
-        f = jnp.where(bad, jnp.inf, f)
-        g = jnp.where(bad | ~jnp.isfinite(g), 0.0, g)
-        return f, g
 
     def direction(h, g):
         p = -h @ g
@@ -85,24 +67,18 @@ def minimize_bfgs(fun, x0, *, max_iter: int = 100, max_linesearch: int = 20, gto
         scale = jnp.minimum(1.0, max_step / jnp.maximum(jnp.max(jnp.abs(p)), 1e-300))
         return p * scale, slope * scale, decrement
 
-    x0 = jnp.asarray(x0, jnp.float64)
-    d = x0.shape[0]
-    eye = jnp.eye(d)
-    zero = jnp.zeros(d)
-    # The first iteration evaluates x0 itself (alpha = 0, f = inf accepts it), so that the loss
-    # appears once in the traced program.
-    i32 = functools.partial(jnp.asarray, dtype=jnp.int32)
-    h_init = eye if h0 is None else jnp.asarray(h0, jnp.float64)
-    fresh_init = jnp.asarray(h0 is None) if fresh0 is None else jnp.asarray(fresh0)
-    state = _State(x0, jnp.asarray(jnp.inf), zero, h_init, zero, jnp.asarray(0.0), jnp.asarray(0.0),
-                   i32(0), fresh_init, i32(-1), i32(0), jnp.asarray(False))
+    def init_fn(params):
+        x0 = jnp.asarray(params, jnp.float64)
+        d = x0.shape[0]
+        zero = jnp.zeros(d)
+        i32 = functools.partial(jnp.asarray, dtype=jnp.int32)
+        return BFGSState(x0, jnp.asarray(jnp.inf), zero, jnp.eye(d), zero, jnp.asarray(0.0), jnp.asarray(0.0),
+                         i32(0), jnp.asarray(True), i32(-1), jnp.asarray(False))
 
-    def cond(s):
-        return ~s.done
-
-    def body(s):
-        trial = s.x + s.alpha * s.p
-        f_t, g_t = evaluate(trial)
+    def update_fn(updates, state, params=None, *, value, **extra):
+        del extra
+        s, g_t, f_t, trial = state, updates, value, params
+        eye = jnp.eye(trial.shape[0])
         first = s.k < 0
         accepted = first | (f_t <= s.f + c1 * s.alpha * s.slope)
         # BFGS update with s = alpha p, y = g_t - g (skipped when the curvature is not positive)
@@ -124,7 +100,7 @@ def minimize_bfgs(fun, x0, *, max_iter: int = 100, max_linesearch: int = 20, gto
         # updated or inherited: not a plain identity)
         settled = ~fresh_acc & (f_t < 0.5 * _INFEASIBLE) & (decrement <= dtol * (1.0 + jnp.abs(f_t)))
         converged = ((jnp.max(jnp.abs(g_t)) <= gtol) | small | settled | ~jnp.isfinite(f_t) | (s.k + 1 >= max_iter)
-                     | (first & ~(f_t < cutoff)) | ((s.k + 1 >= patience) & (f_t >= 0.5 * _INFEASIBLE)))
+                     | ((s.k + 1 >= patience) & (f_t >= 0.5 * _INFEASIBLE)))
         # Rejected: backtrack (minimizer of the quadratic through f(0), f'(0), f(alpha), kept in
         # [0.1, 0.5] alpha); give up after max_linesearch trials.
         denom = 2.0 * (f_t - s.f - s.slope * s.alpha)
@@ -136,13 +112,44 @@ def minimize_bfgs(fun, x0, *, max_iter: int = 100, max_linesearch: int = 20, gto
         def pick(a, r):
             return jnp.where(accepted, a, r)
 
-        n_eval = s.n_eval + 1
-        return _State(
-            x=pick(trial, s.x), f=pick(f_t, s.f), g=pick(g_t, s.g), h=pick(h_acc, s.h),
-            p=pick(p_acc, s.p), slope=pick(slope_acc, s.slope), alpha=pick(1.0, alpha_rej),
-            n_ls=pick(i32(0), s.n_ls + 1), fresh=pick(fresh_acc, s.fresh), k=pick(s.k + 1, s.k),
-            n_eval=n_eval, done=pick(converged, failed) | (n_eval >= max_eval),
+        new = BFGSState(
+            x=pick(trial, s.x), f=pick(f_t, s.f), g=pick(g_t, s.g), h=pick(h_acc, s.h), p=pick(p_acc, s.p),
+            slope=pick(slope_acc, s.slope), alpha=pick(1.0, alpha_rej), n_ls=pick(jnp.asarray(0, jnp.int32), s.n_ls + 1),
+            fresh=pick(fresh_acc, s.fresh), k=pick(s.k + 1, s.k), done=pick(converged, failed),
         )
+        # the next trial: one full step from the accepted point, or a shorter one from the old point
+        next_trial = new.x + new.alpha * new.p
+        return next_trial - trial, new
 
-    out = jax.lax.while_loop(cond, body, state)
-    return out.x, out.f, jnp.maximum(out.k, 0), out.n_eval, out.h
+    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+
+
+def warm_start(state, h0=None, fresh0=None):
+    """A BFGS state that starts from the inverse Hessian ``h0`` (e.g. the previous point's along a
+    sweep: a warm start then converges in a few steps); ``fresh0`` True treats it as an unscaled
+    identity. Other solvers' states are returned unchanged (they keep no curvature)."""
+    if not isinstance(state, BFGSState) or h0 is None:
+        return state
+    fresh = jnp.asarray(False) if fresh0 is None else jnp.asarray(fresh0)
+    return state._replace(h=jnp.asarray(h0, jnp.float64), fresh=fresh)
+
+
+def minimize_bfgs(fun, x0, *, max_iter: int = 40, max_linesearch: int = 20, gtol: float = 1e-7,
+                  ftol: float = 1e-12, max_step: float = 2.0, max_eval: int | None = None,
+                  patience: int = 15, cutoff=jnp.inf, h0=None, fresh0=None, dtol: float = 1e-10):
+    """Minimize ``fun`` from ``x0`` with :func:`bfgs` (traceable, vmappable); stops at once if the
+    loss at ``x0`` is not below ``cutoff``, and after ``max_eval`` evaluations (default 4
+    ``max_iter``).
+
+    Returns:
+        (x, f, n_iter, n_eval, h): the point, its loss, accepted iterations, evaluations and the
+        final inverse Hessian approximation.
+    """
+    from qmc.optimize.minimize import minimize
+
+    solver = bfgs(max_iter=max_iter, max_linesearch=max_linesearch, gtol=gtol, ftol=ftol, max_step=max_step,
+                  patience=patience, dtol=dtol)
+    state = warm_start(solver.init(jnp.asarray(x0, jnp.float64)), h0, fresh0)
+    out = minimize(solver, fun, x0, max_eval=max_iter * 4 if max_eval is None else max_eval, cutoff=cutoff,
+                   state=state)
+    return out.x, out.f, out.n_iter, out.n_eval, out.state.h

@@ -15,8 +15,8 @@ import jax
 import jax.numpy as jnp
 
 from qmc._pytree import replace_path
-from qmc.optimize.bfgs import minimize_bfgs
-from qmc.optimize.lbfgs import minimize_optax
+from qmc.optimize.bfgs import BFGSState, warm_start
+from qmc.optimize.minimize import minimize
 from qmc.optimize.objective import INFEASIBLE as _INFEASIBLE
 from qmc.optimize.objective import objective
 from qmc.optimize.result import Optimum
@@ -25,10 +25,10 @@ from qmc.sweep import padded_index
 __all__ = ["solve"]
 
 
-@functools.partial(jax.jit, static_argnames=("paths", "space", "bfgs", "lanes", "chain_length", "continuation",
-                                             "explore_every", "sequential_lanes", "solver"))
-def solve(tree, batch, pool, paths, space, bfgs, lanes, chain_length, continuation, explore_every=1,
-              sequential_lanes=False, solver="bfgs"):
+@functools.partial(jax.jit, static_argnames=("paths", "space", "solver", "driver", "lanes", "chain_length",
+                                             "continuation", "explore_every", "sequential_lanes"))
+def solve(tree, batch, pool, paths, space, solver, driver, lanes, chain_length, continuation, explore_every=1,
+          sequential_lanes=False):
     """Optima of P problems: chains of ``chain_length`` consecutive points, vmapped over chains.
 
     Args:
@@ -36,7 +36,10 @@ def solve(tree, batch, pool, paths, space, bfgs, lanes, chain_length, continuati
         batch: (P, n) values at ``paths``, or (``paths`` None) a Link whose leaves have a leading
             axis P (it replaces ``tree["link"]``).
         pool: (P, S, d) listed starts per point (S >= lanes; start 0 is the user's protocol).
-        lanes: BFGS runs per point (side by side, or one after the other if ``sequential_lanes``).
+        solver: an optax transformation (:func:`qmc.optimize.minimize.solver_from`); qmc's BFGS
+            passes its inverse Hessian along a chain, other solvers their point only.
+        driver: the driver's options, ``((name, value), ...)`` (:func:`qmc.optimize.minimize.minimize`).
+        lanes: solver runs per point (side by side, or one after the other if ``sequential_lanes``).
         chain_length: consecutive points solved one after the other (a ``lax.scan``), each
             warm-started from the previous point's optimum; the P / chain_length chains run side
             by side (``vmap``). 1: every point at once, no warm start.
@@ -48,8 +51,6 @@ def solve(tree, batch, pool, paths, space, bfgs, lanes, chain_length, continuati
         explore_every: along a chain, the lanes other than the warm start run at every
             ``explore_every``-th point only (and at the chain's first); elsewhere they stop after
             one evaluation.
-        solver: ``"bfgs"`` (:func:`minimize_bfgs`) or ``"optax"`` (:func:`minimize_optax`: it
-            keeps no inverse Hessian, so its lanes pass on the one they were given).
 
     First pass: lane 0 starts from the previous point's optimum (from ``pool[:, 0]``, the user's
     protocol, at the first point of a chain) with its inverse Hessian; the other lanes, where they
@@ -57,7 +58,7 @@ def solve(tree, batch, pool, paths, space, bfgs, lanes, chain_length, continuati
     the continuation passes carry the best basin along). The loss and its gradient are traced
     once, the screening loss once.
     """
-    bfgs = dict(bfgs)
+    driver = dict(driver)
     n_points, n_pool, d = pool.shape
     m = chain_length
     n_chains = -(-n_points // m)
@@ -80,13 +81,12 @@ def solve(tree, batch, pool, paths, space, bfgs, lanes, chain_length, continuati
         t = setup(item)
         loss = functools.partial(objective, link=t["link"], protocol=t["protocol"], analysis=t["analysis"],
                                  space=space)
-        if solver == "optax":
-            x, f, n_iter, n_eval = minimize_optax(loss, start, cutoff=cutoff, **bfgs)
-            return x, f, n_iter, n_eval, h0
-        return minimize_bfgs(loss, start, cutoff=cutoff, h0=h0, fresh0=fresh0, **bfgs)
+        out = minimize(solver, loss, start, cutoff=cutoff, state=warm_start(solver.init(start), h0, fresh0), **driver)
+        h = out.state.h if isinstance(out.state, BFGSState) else h0  # other solvers keep no curvature
+        return out.x, out.f, out.n_iter, out.n_eval, h
 
     def solve_lanes(items, lane_starts, cutoff, h0, fresh0):
-        """BFGS for every (chain, lane): (C, L, ...) outputs."""
+        """The solver for every (chain, lane): (C, L, ...) outputs."""
         if not sequential_lanes:  # lanes side by side, in lockstep (accelerators)
             per_point = jax.vmap(solve_one, in_axes=(None, 0, 0, 0, 0))
             return jax.vmap(per_point)(items, lane_starts, cutoff, h0, fresh0)

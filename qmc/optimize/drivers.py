@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Mapping, Sequence
 
 import jax
@@ -10,6 +11,7 @@ import numpy as np
 
 from qmc._pytree import get_path
 from qmc.optimize.continuation import solve
+from qmc.optimize.minimize import solver_from
 from qmc.optimize.result import Optimum
 from qmc.validation import ValidationError
 
@@ -21,19 +23,23 @@ def default_space(analysis, protocol):
     return protocol.parameter_space(analysis)
 
 
-_BFGS_DEFAULTS = dict(max_iter=40, max_linesearch=20, gtol=1e-7, ftol=1e-12, max_step=2.0, patience=15, dtol=1e-10)
-_OPTAX_DEFAULTS = dict(max_iter=40, gtol=1e-7, ftol=1e-12, patience=15, memory_size=10)
-SOLVERS = ("bfgs", "optax")  # maximize(solver=...): qmc's dense BFGS (default), optax.lbfgs()
+SOLVERS = ("bfgs", "lbfgs", "optax")  # the names documented; any optax transformation's name works too
 
 
-def _options(bfgs: Mapping[str, Any], solver: str = "bfgs") -> tuple:
-    if solver not in SOLVERS:
-        raise ValueError(f"solver = {solver!r}: must be one of {', '.join(repr(s) for s in SOLVERS)}")
-    defaults, extra = (_BFGS_DEFAULTS, {"max_eval"}) if solver == "bfgs" else (_OPTAX_DEFAULTS, set())
-    unknown = set(bfgs) - set(defaults) - extra
-    if unknown:
-        raise TypeError(f"unknown options of solver {solver!r}: {', '.join(sorted(unknown))}")
-    return tuple(sorted({**defaults, **bfgs}.items()))
+@functools.lru_cache(maxsize=64)
+def _solver(solver: Any, options: tuple) -> tuple:
+    """(transformation, driver options as a tuple): one object per (solver, options), so that a
+    repeated call reuses the compiled program (the transformation is a static argument)."""
+    transformation, driver = solver_from(solver, dict(options))
+    return transformation, tuple(sorted(driver.items()))
+
+
+def _solver_and_driver(solver: Any, options: Mapping[str, Any]) -> tuple:
+    try:
+        return _solver(solver, tuple(sorted(options.items())))
+    except TypeError:  # an unhashable option value: no caching
+        transformation, driver = solver_from(solver, dict(options))
+        return transformation, tuple(sorted(driver.items()))
 
 
 def check_problem(analysis, protocol, space):
@@ -75,8 +81,8 @@ def maximize(
     seed: int = 0,
     batched: bool = False,
     validate: bool = True,
-    solver: str = "bfgs",
-    **bfgs: Any,
+    solver: Any = "bfgs",
+    **options: Any,
 ) -> Optimum:
     """Maximize ``analysis.key_rate(link, protocol).rate`` over the free protocol parameters.
 
@@ -93,12 +99,13 @@ def maximize(
         n_pool: starts screened (values only) for the lanes after the first.
         seed: seed of the spread-out starts.
         validate: check the analysis and the protocol first (concrete values only).
-        solver: ``"bfgs"`` (default: :func:`minimize_bfgs`, qmc's dense BFGS) or ``"optax"``
-            (:func:`minimize_optax`: ``optax.lbfgs()`` with its zoom line search; same loss,
-            reparameterization and starts, slower on a CPU).
-        **bfgs: options of the solver: :func:`minimize_bfgs` (``max_iter``, ``gtol``, ``ftol``,
-            ``dtol``, ``patience``, ...) or :func:`minimize_optax` (``max_iter``, ``gtol``,
-            ``ftol``, ``patience``, ``memory_size``).
+        solver: an optax transformation, or its name: ``"bfgs"`` (default: qmc's dense BFGS with
+            a backtracking line search, :func:`qmc.optimize.bfgs.bfgs`), ``"lbfgs"`` (``optax.lbfgs``
+            with its zoom line search), or any transformation of optax by name (``"adam"`` with
+            ``learning_rate=...``); the same loss, reparameterization and starts for all.
+        **options: the solver's options (:func:`qmc.optimize.minimize.solver_from`: for
+            ``"bfgs"`` ``max_iter``, ``gtol``, ``ftol``, ``dtol``, ``patience``, ...; for a named
+            optax transformation its arguments) and the driver's (``max_eval``, ``gtol``).
 
     Returns:
         :class:`Optimum` (leaves with a leading axis P when ``batched``).
@@ -108,7 +115,7 @@ def maximize(
         >>> float(opt.rate.rate), opt.parameters()
     """
     space = protocol.parameter_space(analysis) if space is None else space
-    options = _options(bfgs, solver)
+    transformation, driver = _solver_and_driver(solver, options)
     if validate:
         check_problem(analysis, protocol, space)
     links = link if batched else jax.tree_util.tree_map(lambda x: jnp.asarray(x)[None], link)
@@ -118,7 +125,7 @@ def maximize(
     lanes = max(int(n_starts), 1)
     if pool.shape[1] < lanes:
         raise ValueError(f"starts: {pool.shape[1]} given, n_starts = {lanes} needs at least as many")
-    out = solve(tree, links, pool, None, space, options, lanes, 1, 0, solver=solver)
+    out = solve(tree, links, pool, None, space, transformation, driver, lanes, 1, 0)
     return out if batched else jax.tree_util.tree_map(lambda x: x[0], out)
 
 
@@ -137,8 +144,8 @@ def maximize_sweep(
     explore_every: int = 8,
     continuation: int = 4,
     validate: bool = True,
-    solver: str = "bfgs",
-    **bfgs: Any,
+    solver: Any = "bfgs",
+    **options: Any,
 ) -> Optimum:
     """Optimal protocol parameters at every point of a sweep, in one compiled call.
 
@@ -169,8 +176,8 @@ def maximize_sweep(
             look for a better basin, and the continuation passes spread what they find.
         continuation: at most this many passes of restarts from the neighbours' optima (0: none;
             a single point has none).
-        solver, **bfgs: as :func:`maximize` (with ``"optax"`` a warm start carries the optimum
-            only, no curvature).
+        solver, **options: as :func:`maximize` (with a solver other than qmc's BFGS a warm start
+            carries the optimum only, no curvature).
 
     Returns:
         :class:`Optimum` with leading axis P.
@@ -182,7 +189,7 @@ def maximize_sweep(
         (100,)
     """
     space = protocol.parameter_space(analysis) if space is None else space
-    options = _options(bfgs, solver)
+    transformation, driver = _solver_and_driver(solver, options)
     if validate:
         check_problem(analysis, protocol, space)
     tree = {"link": link, "analysis": analysis, "protocol": protocol}
@@ -203,5 +210,5 @@ def maximize_sweep(
         chain_length = -(-n_points // 2) if jax.default_backend() == "cpu" else 1
     m = max(1, min(int(chain_length), n_points))
     continuation = int(continuation) if n_points > 1 else 0  # one point: no neighbours (less to compile)
-    return solve(tree, jnp.asarray(grid), pool, paths, space, options, lanes, m, continuation,
-                     max(int(explore_every), 1), m > 1 and lanes > 1, solver)
+    return solve(tree, jnp.asarray(grid), pool, paths, space, transformation, driver, lanes, m, continuation,
+                 max(int(explore_every), 1), m > 1 and lanes > 1)

@@ -143,6 +143,8 @@ def maximize_points(
     seed: int = 0,
     initial: np.ndarray | None = None,
     fallback: bool = True,
+    solver="bfgs",
+    solver_options=None,
 ) -> tuple[types.SimpleNamespace, np.ndarray]:
     """Maximize the key rate over intensities, their probabilities and p_z at each point, by
     gradient (:func:`qmc.optimize.maximize_sweep` on :class:`qmc.analysis.ModelAnalysis`, one compiled call).
@@ -174,6 +176,7 @@ def maximize_points(
             domain, and the loss there gives the optimizer no direction), also run the random
             search (:func:`optimize_points`) and keep the better result. Elsewhere (no key beyond
             the maximum distance, or too small a block) nothing is added.
+        solver, solver_options: the gradient optimizer's solver (:func:`qmc.optimize.solver_from`).
 
     Returns:
         (best, theta): ``best`` has, per point, the fields rate, reason, key_length, n_pulses,
@@ -194,7 +197,8 @@ def maximize_points(
         starts[ok, 0] = initial[ok]
     opt = optimize.maximize_sweep(
         target, link, protocol, points, space, n_starts=lanes, n_pool=n_pool, starts=starts, seed=seed,
-        chain_length=chain_length, explore_every=explore_every, continuation=continuation)
+        chain_length=chain_length, explore_every=explore_every, continuation=continuation, solver=solver,
+        **dict(solver_options or {}))
     best, theta = _best(opt), np.array(opt.theta)
     redo = np.flatnonzero(best.reason == PHASE_UNDEFINED) if fallback else np.zeros(0, int)
     if redo.size:

@@ -163,7 +163,8 @@ def optimize_link(
     *,
     n_starts: int = 2,
     continuation: int = 4,
-    solver: str = "bfgs",
+    solver="bfgs",
+    solver_options=None,
     check_sessions: int = 1000,
     seed: int = 0,
     print_table: bool = False,
@@ -175,8 +176,8 @@ def optimize_link(
         protocol: the starting protocol (fixed parameters keep its values; e.g. Lim's mu3).
         analyses: label -> analysis; each is optimized over the protocol's ``parameter_space``.
         lengths_km: fiber lengths (one point or a sweep, optimized with continuation).
-        n_starts, continuation, solver: passed to :func:`qmc.optimize.maximize_sweep`
-            (``solver``: one of :data:`qmc.optimize.SOLVERS`).
+        n_starts, continuation: passed to :func:`qmc.optimize.maximize_sweep`.
+        solver, solver_options: the solver and its options (:func:`qmc.optimize.solver_from`).
         check_sessions: block-engine sessions per point for the check of finite-key optima
             (0: no check).
         seed: root of the check's random keys.
@@ -188,8 +189,10 @@ def optimize_link(
     Raises:
         ValidationError: no analysis can run with this protocol (the first reason is given).
     """
-    if solver not in optimize.SOLVERS:
-        raise ValidationError(f"optimize.solver = {solver}: must be one of {', '.join(optimize.SOLVERS)}")
+    try:
+        optimize.solver_from(solver, solver_options)
+    except (ValueError, TypeError) as err:
+        raise ValidationError(f"optimize.solver = {solver}: {str(err).split(': ', 1)[-1]}") from None
     lengths = np.asarray(lengths_km, np.float64)
     if lengths.ndim != 1 or not len(lengths) or np.any(lengths < 0):
         raise ValidationError("sweep.length_km: needs lengths >= 0")
@@ -206,7 +209,7 @@ def optimize_link(
     if not jobs:
         raise ValidationError("; ".join(problems) if problems else "analysis: no analysis to optimize")
     return _chunks(link, protocol, jobs, problems, lengths, dict(n_starts=n_starts, continuation=continuation,
-                   solver=solver), check_sessions, seed, print_table)
+                   solver=solver, **dict(solver_options or {})), check_sessions, seed, print_table)
 
 
 def _chunks(link, protocol, jobs, problems, lengths, settings, check_sessions, seed, print_table):
@@ -247,8 +250,9 @@ def _run_optimize_link(spec: Mapping[str, Any]) -> Iterator[Chunk]:
     settings = optimize_settings(spec)
     return optimize_link(spec["link"], spec["protocol"], analyses(spec), sweep_axis(spec, "length_km"),
                          n_starts=int(settings.n_starts), continuation=int(settings.continuation),
-                         solver=settings.solver, check_sessions=int(setting(spec, "check", CheckSettings).n_sessions),
-                         seed=seed(spec), print_table=True)
+                         solver=settings.solver, solver_options=settings.solver_options,
+                         check_sessions=int(setting(spec, "check", CheckSettings).n_sessions), seed=seed(spec),
+                         print_table=True)
 
 
 register(Study(name="optimize_link", run=_run_optimize_link, columns=OPTIMIZE_COLUMNS, figure="qmc.plots.optimize:optimal_parameters_vs_distance",

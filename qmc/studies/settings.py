@@ -22,6 +22,7 @@ import numpy as np
 
 from qmc.engines.lim2014 import MODELS  # system models of the finite-key studies
 from qmc.optimize.drivers import SOLVERS
+from qmc.optimize.minimize import solver_from
 from qmc.studies.finite_optimize import METHODS  # the finite-key studies' optimizers
 from qmc.validation import Check, Range, Rule, ValidationError, whole
 
@@ -96,6 +97,14 @@ def _all_of(field: str, allowed: Sequence[str]) -> Rule:
     return Rule(field, ok, f"must be a non-empty list of {', '.join(allowed)}")
 
 
+def _solver_problem(settings, prefix: str) -> str | None:
+    try:
+        solver_from(settings.solver, settings.solver_options)
+    except (ValueError, TypeError) as err:
+        return f"{prefix}solver = {settings.solver}: {str(err).split(': ', 1)[-1]}"
+    return None
+
+
 def _axis_or_none(value: Any) -> Any:
     return Axis(**value) if isinstance(value, Mapping) else value
 
@@ -167,7 +176,10 @@ class OptimizeSettings:
         method: the finite-key studies' optimizer: ``gradient`` (:func:`qmc.optimize.maximize_sweep`)
             or ``search`` (the derivative-free :func:`qmc.optimize.random_search`).
         n_starts, continuation: gradient: runs per point, passes of restarts from the neighbours.
-        solver: ``bfgs`` or ``optax`` (``optimize_link``).
+        solver, solver_options: the gradient optimizer's optax transformation by name: ``bfgs``
+            (qmc's BFGS), ``lbfgs`` (``optax.lbfgs``), or any transformation of optax, with its
+            arguments (``optimize.solver=adam '+optimize.solver_options={learning_rate: 0.05}'``);
+            :func:`qmc.optimize.solver_from`.
         n_candidates, n_rounds, n_parents: search: candidates per point and round, refinement
             rounds, candidates refined in each round.
     """
@@ -177,6 +189,7 @@ class OptimizeSettings:
     n_starts: int = 2
     continuation: int = 4
     solver: str = "bfgs"
+    solver_options: Any = None
     n_candidates: int = 2048
     n_rounds: int = 8
     n_parents: int = 8
@@ -185,7 +198,7 @@ class OptimizeSettings:
         object.__setattr__(self, "mu", _axis_or_none(self.mu))
 
     def checks(self):
-        return [_one_of("method", METHODS), _one_of("solver", SOLVERS), whole("n_starts", 1),
+        return [_one_of("method", METHODS), Check(_solver_problem), whole("n_starts", 1),
                 whole("continuation", 0), whole("n_candidates", 1), whole("n_rounds", 0), whole("n_parents", 1)]
 
     def optimizer_kwargs(self, seed: int, protocol=None) -> dict:
@@ -203,7 +216,8 @@ class OptimizeSettings:
             out.update(n_candidates=int(self.n_candidates), n_rounds=int(self.n_rounds),
                        n_parents=int(self.n_parents))
         else:
-            out.update(n_starts=int(self.n_starts), continuation=int(self.continuation))
+            out.update(n_starts=int(self.n_starts), continuation=int(self.continuation), solver=self.solver,
+                       solver_options=dict(self.solver_options or {}))
         return dict(out, method=self.method)
 
 
