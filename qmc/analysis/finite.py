@@ -320,7 +320,8 @@ class _FiniteBase(AbstractAnalysis):
              NOT_POSITIVE],
             OK,
         ).astype(jnp.int32)
-        good = (reason == OK) & jnp.isfinite(rate_raw)
+        # the same as reason == OK, without the asymptotic length (which only names a reason)
+        good = valid & detected & singles & phase_ok & jnp.isfinite(rate_raw) & (rate_raw > 0.0)
         rate = jnp.where(good, rate_raw, 0.0)
         pz = jnp.asarray(protocol.p_z, jnp.float64)
         y1 = safe_div(diag["s1"], n_pulses * pz**2 * tau(mu, p, 1))
