@@ -317,6 +317,21 @@ def test_unknown_solver_or_option_is_refused():
         optimize.maximize_sweep(FINITE, link, LIM_PROTOCOL, {"link.channel.length_km": [0.0, 10.0]}, solver="adam")
     with pytest.raises(ValueError, match="dtol"):  # an option of qmc's BFGS only
         optimize.maximize(FINITE, link, LIM_PROTOCOL, solver="lbfgs", dtol=1e-9)
+    with pytest.raises(ValueError, match="loop = 'gpu': one of auto, host, device"):
+        optimize.maximize(FINITE, link, LIM_PROTOCOL, loop="gpu")
+
+
+def test_host_and_device_loops_find_the_same_optima():
+    # The same starts and rules (qmc.optimize.chains) in both drivers: the same evaluations and,
+    # up to the rounding of one compiled loss against another, the same optima, along a sweep
+    # with chains, exploration and continuation passes.
+    lengths = np.linspace(0.0, 150.0, 6)
+    args = (FINITE, presets.lim2014_link(0.0), LIM_PROTOCOL, {"link.channel.length_km": lengths})
+    host = optimize.maximize_sweep(*args, loop="host", explore_every=2)
+    device = optimize.maximize_sweep(*args, loop="device", explore_every=2)
+    np.testing.assert_array_equal(np.asarray(host.n_eval), np.asarray(device.n_eval))
+    np.testing.assert_allclose(np.asarray(host.rate.rate), np.asarray(device.rate.rate), rtol=1e-9)
+    assert np.all(np.asarray(host.rate.rate) > 0)
 
 
 def test_any_optax_transformation_runs_by_name_or_as_an_object():

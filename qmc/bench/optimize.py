@@ -23,6 +23,11 @@ a change of machine load hits both), in two settings:
 * ``default``: the defaults, which add a second start every eighth point from the best of 32
   spread-out starts (multi-start insurance against a change of basin along the sweep).
 
+Both run the loops on the device (``loop="device"``: one compiled program). ``host``: the
+defaults with ``loop="host"`` (Python around one compiled loss, the CPU's default), which
+compiles in a fraction of the time and then pays a dispatch per evaluation: its first call and
+its time per point after compilation are reported beside.
+
 On the finite-key sweep only (unless ``--no-optax``), ``optax``: the same ``warm`` sweep through
 :func:`qmc.optimize.maximize_sweep` with ``solver="optax"`` (``optax.lbfgs()`` with its zoom line
 search instead of qmc's BFGS: same loss, starts, warm starts and continuation, the points vmapped
@@ -95,8 +100,8 @@ def cases(n_points: int = 100):
     }
 
 
-SETTINGS = {"warm": dict(n_starts=1), "default": {}}
-OPTAX_SETTING = dict(n_starts=1, solver="optax")  # the warm strategy with optax's L-BFGS
+SETTINGS = {"warm": dict(n_starts=1, loop="device"), "default": dict(loop="device"), "host": dict(loop="host")}
+OPTAX_SETTING = dict(n_starts=1, solver="optax", loop="device")  # the warm strategy with optax's L-BFGS
 OPTAX_SWEEPS = ("finite_lim2014_1e9",)
 
 
@@ -217,6 +222,10 @@ def run(quick: bool = False, n_points: int = 100, with_optax: bool = True) -> di
             "speedup_default": t_scipy / t_default,
             "qmc_default_first_call_s": first_default,
             "min_rate_ratio_default_over_scipy": stats_default["min_rate_ratio_qmc_over_scipy"],
+            "qmc_host_seconds_per_point": statistics.median(w for w, _ in times["host"]) / n_points,
+            "qmc_host_first_call_s": first_calls["host"],
+            "min_rate_ratio_host_over_default": compare(results["host"][0], rates_default)[
+                "min_rate_ratio_qmc_over_scipy"],
             "lengths_km": [float(x) for x in lengths],
             "rates_qmc": [float(x) for x in rates_qmc],
             "rates_qmc_default": [float(x) for x in rates_default],
@@ -310,7 +319,9 @@ def table(r: dict) -> str:
     for name, s in r["sweeps"].items():
         worst = f"worst point {s['lengths_km'][s['worst_point']]:.1f} km" if s["worst_point"] >= 0 else "no key"
         lines.append(f"{name}: first call (compile + run) {s['qmc_first_call_s']:.1f} s (defaults "
-                     f"{s['qmc_default_first_call_s']:.1f} s); {worst}")
+                     f"{s['qmc_default_first_call_s']:.1f} s); {worst}; loop=host (defaults): first call "
+                     f"{s['qmc_host_first_call_s']:.1f} s, then {s['qmc_host_seconds_per_point']:.2e} s/pt, "
+                     f"min rate ratio host/device {s['min_rate_ratio_host_over_default']:.9f}")
     return "\n".join(lines)
 
 

@@ -72,8 +72,9 @@ def bfgs(*, max_iter: int = 40, max_linesearch: int = 20, gtol: float = 1e-7, ft
         d = x0.shape[0]
         zero = jnp.zeros(d)
         i32 = functools.partial(jnp.asarray, dtype=jnp.int32)
-        return BFGSState(x0, jnp.asarray(jnp.inf), zero, jnp.eye(d), zero, jnp.asarray(0.0), jnp.asarray(0.0),
-                         i32(0), jnp.asarray(True), i32(-1), jnp.asarray(False))
+        f64 = functools.partial(jnp.asarray, dtype=jnp.float64)  # not weakly typed: one signature
+        return BFGSState(x0, f64(jnp.inf), zero, jnp.eye(d), zero, f64(0.0), f64(0.0), i32(0), jnp.asarray(True),
+                         i32(-1), jnp.asarray(False))
 
     def update_fn(updates, state, params=None, *, value, **extra):
         del extra

@@ -10,12 +10,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from qmc._pytree import get_path
-from qmc.optimize.continuation import solve
+from qmc.optimize import continuation as _compiled
+from qmc.optimize import host as _host
 from qmc.optimize.minimize import solver_from
 from qmc.optimize.result import Optimum
 from qmc.validation import ValidationError
 
-__all__ = ["maximize", "maximize_sweep", "default_space", "SOLVERS", "check_problem"]
+__all__ = ["maximize", "maximize_sweep", "default_space", "SOLVERS", "LOOPS", "check_problem"]
 
 
 def default_space(analysis, protocol):
@@ -24,6 +25,19 @@ def default_space(analysis, protocol):
 
 
 SOLVERS = ("bfgs", "lbfgs", "optax")  # the names documented; any optax transformation's name works too
+LOOPS = ("auto", "host", "device")
+
+
+def _solve(loop: str, transformation):
+    """The driver that runs the loops: ``"host"`` (:func:`qmc.optimize.host.solve`) or
+    ``"device"`` (:func:`qmc.optimize.continuation.solve`); ``"auto"``: host on a CPU (the least
+    to compile), device on an accelerator (chains and lanes side by side in one program). A solver
+    whose update takes the loss itself (optax's line searches) always runs on the device."""
+    if loop not in LOOPS:
+        raise ValueError(f"loop = {loop!r}: one of {', '.join(LOOPS)}")
+    if loop == "auto":
+        loop = "host" if jax.default_backend() == "cpu" else "device"
+    return _host.solve if loop == "host" and _host.supports(transformation) else _compiled.solve
 
 
 @functools.lru_cache(maxsize=64)
@@ -82,6 +96,7 @@ def maximize(
     batched: bool = False,
     validate: bool = True,
     solver: Any = "bfgs",
+    loop: str = "auto",
     **options: Any,
 ) -> Optimum:
     """Maximize ``analysis.key_rate(link, protocol).rate`` over the free protocol parameters.
@@ -103,6 +118,10 @@ def maximize(
             a backtracking line search, :func:`qmc.optimize.bfgs.bfgs`), ``"lbfgs"`` (``optax.lbfgs``
             with its zoom line search), or any transformation of optax by name (``"adam"`` with
             ``learning_rate=...``); the same loss, reparameterization and starts for all.
+        loop: where the loops run: ``"host"`` (Python around one compiled loss and gradient:
+            the least to compile, a first answer in seconds; the CPU's default), ``"device"``
+            (lanes and points side by side in one compiled program: the accelerators' default),
+            or ``"auto"``. The same starts and rules either way.
         **options: the solver's options (:func:`qmc.optimize.minimize.solver_from`: for
             ``"bfgs"`` ``max_iter``, ``gtol``, ``ftol``, ``dtol``, ``patience``, ...; for a named
             optax transformation its arguments) and the driver's (``max_eval``, ``gtol``).
@@ -125,7 +144,7 @@ def maximize(
     lanes = max(int(n_starts), 1)
     if pool.shape[1] < lanes:
         raise ValueError(f"starts: {pool.shape[1]} given, n_starts = {lanes} needs at least as many")
-    out = solve(tree, links, pool, None, space, transformation, driver, lanes, 1, 0)
+    out = _solve(loop, transformation)(tree, links, pool, None, space, transformation, driver, lanes, 1, 0)
     return out if batched else jax.tree_util.tree_map(lambda x: x[0], out)
 
 
@@ -145,6 +164,7 @@ def maximize_sweep(
     continuation: int = 4,
     validate: bool = True,
     solver: Any = "bfgs",
+    loop: str = "auto",
     **options: Any,
 ) -> Optimum:
     """Optimal protocol parameters at every point of a sweep, in one compiled call.
@@ -176,7 +196,7 @@ def maximize_sweep(
             look for a better basin, and the continuation passes spread what they find.
         continuation: at most this many passes of restarts from the neighbours' optima (0: none;
             a single point has none).
-        solver, **options: as :func:`maximize` (with a solver other than qmc's BFGS a warm start
+        solver, loop, **options: as :func:`maximize` (with a solver other than qmc's BFGS a warm start
             carries the optimum only, no curvature).
 
     Returns:
@@ -210,5 +230,5 @@ def maximize_sweep(
         chain_length = -(-n_points // 2) if jax.default_backend() == "cpu" else 1
     m = max(1, min(int(chain_length), n_points))
     continuation = int(continuation) if n_points > 1 else 0  # one point: no neighbours (less to compile)
-    return solve(tree, jnp.asarray(grid), pool, paths, space, transformation, driver, lanes, m, continuation,
+    return _solve(loop, transformation)(tree, jnp.asarray(grid), pool, paths, space, transformation, driver, lanes, m, continuation,
                  max(int(explore_every), 1), m > 1 and lanes > 1)

@@ -27,7 +27,8 @@ import optax
 
 from qmc.optimize.objective import value_and_grad as forward_value_and_grad
 
-__all__ = ["minimize", "Minimum", "solver_from", "DRIVER_OPTIONS", "forward_gradient_loss"]
+__all__ = ["minimize", "Minimum", "Run", "start", "advance", "result", "uses_value_fn", "solver_from",
+           "DRIVER_OPTIONS", "forward_gradient_loss"]
 
 DRIVER_OPTIONS = ("max_eval", "gtol")  # options of the driver, not of the transformation
 
@@ -62,38 +63,74 @@ def forward_gradient_loss(fun, d: int):
     return loss
 
 
+class Run(NamedTuple):
+    """A run of :func:`minimize` between two evaluations (what :func:`advance` carries)."""
+
+    x: Any       # the point to evaluate next (d,)
+    state: Any   # the solver's state
+    n_eval: Any  # evaluations so far
+    best_x: Any  # the best point evaluated
+    best_f: Any  # its loss
+    n_iter: Any  # updates so far
+    stop: Any    # the run is over
+
+
+def start(solver, x0, state=None) -> Run:
+    """A run from ``x0`` (``state`` replaces ``solver.init(x0)``: a warm start)."""
+    x0 = jnp.asarray(x0, jnp.float64)
+    state = solver.init(x0) if state is None else state
+    i32 = jnp.asarray(0, jnp.int32)
+    return Run(x0, state, i32, x0, jnp.asarray(jnp.inf, jnp.float64), i32, jnp.asarray(False))
+
+
+def uses_value_fn(state) -> bool:
+    """Whether the solver's update takes the loss itself (``value_fn``: optax's line searches);
+    qmc's BFGS carries its line search in its state (``done``)."""
+    return not hasattr(state, "done")
+
+
+def advance(solver, run: Run, f, g, *, max_eval: int = 160, gtol: float = 1e-7, cutoff=jnp.inf,
+            value_fn=None) -> Run:
+    """One step of a run: ``f`` and ``g`` are the loss and its gradient at ``run.x``; returns the
+    run with the solver's next point to evaluate (or ``stop``). A non-finite value counts as +inf
+    with a zero gradient. ``value_fn``: the loss, for solvers that search along a line themselves."""
+    x, s, n, best_x, best_f, n_iter, _ = run
+    bad = ~jnp.isfinite(f)
+    f, g = jnp.where(bad, jnp.inf, f), jnp.where(bad | ~jnp.isfinite(g), 0.0, g)
+    n = n + 1
+    better = f < best_f
+    best_x, best_f = jnp.where(better, x, best_x), jnp.where(better, f, best_f)
+    own = not uses_value_fn(s)
+    extra = {} if own else {"grad": g, "value_fn": value_fn}
+    updates, s = solver.update(g, s, x, value=f, **extra)
+    stop = (n >= max_eval) | ((n == 1) & ~(f < cutoff))
+    stop = stop | (s.done if own else jnp.max(jnp.abs(g)) <= gtol)
+    return Run(optax.apply_updates(x, updates), s, n, best_x, best_f, n_iter + 1, stop)
+
+
+def result(run: Run) -> Minimum:
+    """The run's answer: the solver's accepted point where its state holds one (``x`` and ``f``),
+    else the best point evaluated."""
+    state = run.state
+    if hasattr(state, "x") and hasattr(state, "f") and hasattr(state, "k"):
+        return Minimum(state.x, state.f, jnp.maximum(state.k, 0), run.n_eval, state)
+    return Minimum(run.best_x, run.best_f, run.n_iter, run.n_eval, state)
+
+
 def minimize(solver, fun, x0, *, max_eval: int = 160, gtol: float = 1e-7, cutoff=jnp.inf, state=None) -> Minimum:
     """Minimize ``fun`` (a scalar loss of a (d,) vector) from ``x0`` with the optax transformation
-    ``solver`` (see the module docstring). ``state`` replaces ``solver.init(x0)`` (a warm start)."""
-    x0 = jnp.asarray(x0, jnp.float64)
-    d = x0.shape[0]
+    ``solver`` (see the module docstring) in one ``lax.while_loop``. ``state`` replaces
+    ``solver.init(x0)`` (a warm start)."""
+    run = start(solver, x0, state)
+    d = run.x.shape[0]
     value_and_grad = forward_value_and_grad(fun, d)
-    state = solver.init(x0) if state is None else state
-    own = hasattr(state, "done")  # qmc's BFGS: its own stopping rule, no line search of optax's
-    extra = {} if own else {"grad": None, "value_fn": forward_gradient_loss(fun, d)}
+    value_fn = forward_gradient_loss(fun, d) if uses_value_fn(run.state) else None
 
-    def evaluate(x):
-        f, g = value_and_grad(x)
-        bad = ~jnp.isfinite(f)
-        return jnp.where(bad, jnp.inf, f), jnp.where(bad | ~jnp.isfinite(g), 0.0, g)
+    def body(r):
+        return advance(solver, r, *value_and_grad(r.x), max_eval=max_eval, gtol=gtol, cutoff=cutoff,
+                       value_fn=value_fn)
 
-    def body(c):
-        x, s, n, best_x, best_f, n_iter, _ = c
-        f, g = evaluate(x)
-        n = n + 1
-        better = f < best_f
-        best_x, best_f = jnp.where(better, x, best_x), jnp.where(better, f, best_f)
-        updates, s = solver.update(g, s, x, value=f, **({**extra, "grad": g} if extra else {}))
-        stop = (n >= max_eval) | ((n == 1) & ~(f < cutoff))
-        stop = stop | (s.done if own else jnp.max(jnp.abs(g)) <= gtol)
-        return optax.apply_updates(x, updates), s, n, best_x, best_f, n_iter + 1, stop
-
-    i32 = jnp.asarray(0, jnp.int32)
-    init = (x0, state, i32, x0, jnp.asarray(jnp.inf), i32, jnp.asarray(False))
-    _, state, n_eval, best_x, best_f, n_iter, _ = jax.lax.while_loop(lambda c: ~c[-1], body, init)
-    if hasattr(state, "x") and hasattr(state, "f") and hasattr(state, "k"):  # the solver's accepted point
-        return Minimum(state.x, state.f, jnp.maximum(state.k, 0), n_eval, state)
-    return Minimum(best_x, best_f, n_iter, n_eval, state)
+    return result(jax.lax.while_loop(lambda r: ~r.stop, body, run))
 
 
 def solver_from(solver: Any = "bfgs", options: Mapping[str, Any] | None = None):

@@ -12,9 +12,10 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from qmc._pytree import replace_path
 from qmc.analysis.keyrate import unclipped_rate
 
-__all__ = ["objective", "loss", "value_and_grad", "INFEASIBLE"]
+__all__ = ["objective", "loss", "value_and_grad", "value_grad_aux", "point_problem", "INFEASIBLE"]
 
 INFEASIBLE = 2000.0  # loss where R = 0: above -ln(R) for every R >= 1e-300
 _LOG_TINY = -700.0
@@ -56,3 +57,33 @@ def value_and_grad(fun, d: int):
         return values[0], grads
 
     return value_and_grad
+
+
+def value_grad_aux(fun, d: int):
+    """Value, gradient and auxiliary output of ``fun(x) -> (scalar, aux)`` at a (d,) vector, in
+    the mode of :func:`value_and_grad` (the auxiliary output is computed once, beside the value)."""
+    if d > 16:
+        def reverse(x):
+            (f, aux), g = jax.value_and_grad(fun, has_aux=True)(x)
+            return f, g, aux
+
+        return reverse
+
+    def forward(x):
+        def along(v):
+            f, df, aux = jax.jvp(fun, (x,), (v,), has_aux=True)
+            return f, df, aux
+
+        return jax.vmap(along, out_axes=(None, 0, None))(jnp.eye(d, dtype=x.dtype))
+
+    return forward
+
+
+def point_problem(tree, item, paths):
+    """The problem ``{"link", "analysis", "protocol"}`` at one point of a batch: ``item`` holds
+    the values at ``paths`` ((n,) array), or (``paths`` None) is the point's Link."""
+    if paths is None:
+        return {**tree, "link": item}
+    for i, path in enumerate(paths):
+        tree = replace_path(tree, path, item[i])
+    return tree

@@ -145,6 +145,7 @@ def maximize_points(
     fallback: bool = True,
     solver="bfgs",
     solver_options=None,
+    loop: str = "auto",
 ) -> tuple[types.SimpleNamespace, np.ndarray]:
     """Maximize the key rate over intensities, their probabilities and p_z at each point, by
     gradient (:func:`qmc.optimize.maximize_sweep` on :class:`qmc.analysis.ModelAnalysis`, one compiled call).
@@ -177,6 +178,7 @@ def maximize_points(
             search (:func:`optimize_points`) and keep the better result. Elsewhere (no key beyond
             the maximum distance, or too small a block) nothing is added.
         solver, solver_options: the gradient optimizer's solver (:func:`qmc.optimize.solver_from`).
+        loop: where the optimizer's loops run (:func:`qmc.optimize.maximize`).
 
     Returns:
         (best, theta): ``best`` has, per point, the fields rate, reason, key_length, n_pulses,
@@ -198,7 +200,7 @@ def maximize_points(
     opt = optimize.maximize_sweep(
         target, link, protocol, points, space, n_starts=lanes, n_pool=n_pool, starts=starts, seed=seed,
         chain_length=chain_length, explore_every=explore_every, continuation=continuation, solver=solver,
-        **dict(solver_options or {}))
+        loop=loop, **dict(solver_options or {}))
     best, theta = _best(opt), np.array(opt.theta)
     redo = np.flatnonzero(best.reason == PHASE_UNDEFINED) if fallback else np.zeros(0, int)
     if redo.size:

@@ -165,6 +165,7 @@ def optimize_link(
     continuation: int = 4,
     solver="bfgs",
     solver_options=None,
+    loop: str = "auto",
     check_sessions: int = 1000,
     seed: int = 0,
     print_table: bool = False,
@@ -178,6 +179,7 @@ def optimize_link(
         lengths_km: fiber lengths (one point or a sweep, optimized with continuation).
         n_starts, continuation: passed to :func:`qmc.optimize.maximize_sweep`.
         solver, solver_options: the solver and its options (:func:`qmc.optimize.solver_from`).
+        loop: where the optimizer's loops run (:func:`qmc.optimize.maximize`).
         check_sessions: block-engine sessions per point for the check of finite-key optima
             (0: no check).
         seed: root of the check's random keys.
@@ -209,7 +211,7 @@ def optimize_link(
     if not jobs:
         raise ValidationError("; ".join(problems) if problems else "analysis: no analysis to optimize")
     return _chunks(link, protocol, jobs, problems, lengths, dict(n_starts=n_starts, continuation=continuation,
-                   solver=solver, **dict(solver_options or {})), check_sessions, seed, print_table)
+                   solver=solver, loop=loop, **dict(solver_options or {})), check_sessions, seed, print_table)
 
 
 def _chunks(link, protocol, jobs, problems, lengths, settings, check_sessions, seed, print_table):
@@ -250,7 +252,7 @@ def _run_optimize_link(spec: Mapping[str, Any]) -> Iterator[Chunk]:
     settings = optimize_settings(spec)
     return optimize_link(spec["link"], spec["protocol"], analyses(spec), sweep_axis(spec, "length_km"),
                          n_starts=int(settings.n_starts), continuation=int(settings.continuation),
-                         solver=settings.solver, solver_options=settings.solver_options,
+                         solver=settings.solver, solver_options=settings.solver_options, loop=settings.loop,
                          check_sessions=int(setting(spec, "check", CheckSettings).n_sessions), seed=seed(spec),
                          print_table=True)
 

@@ -21,7 +21,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from qmc.engines.lim2014 import MODELS  # system models of the finite-key studies
-from qmc.optimize.drivers import SOLVERS
+from qmc.optimize.drivers import LOOPS, SOLVERS
 from qmc.optimize.minimize import solver_from
 from qmc.studies.finite_optimize import METHODS  # the finite-key studies' optimizers
 from qmc.validation import Check, Range, Rule, ValidationError, whole
@@ -180,6 +180,9 @@ class OptimizeSettings:
             (qmc's BFGS), ``lbfgs`` (``optax.lbfgs``), or any transformation of optax, with its
             arguments (``optimize.solver=adam '+optimize.solver_options={learning_rate: 0.05}'``);
             :func:`qmc.optimize.solver_from`.
+        loop: where the gradient optimizer's loops run: ``host`` (Python around one compiled loss:
+            the least to compile), ``device`` (one compiled program, lanes side by side) or
+            ``auto`` (host on a CPU, device on an accelerator); :func:`qmc.optimize.maximize`.
         n_candidates, n_rounds, n_parents: search: candidates per point and round, refinement
             rounds, candidates refined in each round.
     """
@@ -190,6 +193,7 @@ class OptimizeSettings:
     continuation: int = 4
     solver: str = "bfgs"
     solver_options: Any = None
+    loop: str = "auto"
     n_candidates: int = 2048
     n_rounds: int = 8
     n_parents: int = 8
@@ -198,7 +202,7 @@ class OptimizeSettings:
         object.__setattr__(self, "mu", _axis_or_none(self.mu))
 
     def checks(self):
-        return [_one_of("method", METHODS), Check(_solver_problem), whole("n_starts", 1),
+        return [_one_of("method", METHODS), Check(_solver_problem), _one_of("loop", LOOPS), whole("n_starts", 1),
                 whole("continuation", 0), whole("n_candidates", 1), whole("n_rounds", 0), whole("n_parents", 1)]
 
     def optimizer_kwargs(self, seed: int, protocol=None) -> dict:
@@ -217,7 +221,7 @@ class OptimizeSettings:
                        n_parents=int(self.n_parents))
         else:
             out.update(n_starts=int(self.n_starts), continuation=int(self.continuation), solver=self.solver,
-                       solver_options=dict(self.solver_options or {}))
+                       solver_options=dict(self.solver_options or {}), loop=self.loop)
         return dict(out, method=self.method)
 
 
