@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from qmc._compile import jit
 from qmc._pytree import get_path, replace_path
 
 __all__ = ["Grid", "grid", "chunks", "padded_chunks", "padded_index", "run", "evaluate", "maximize_on_grid", "set_paths"]
@@ -64,7 +65,7 @@ def set_paths(tree: Any, paths: Sequence[str], values: Any) -> Any:
     return tree
 
 
-@functools.partial(jax.jit, static_argnames=("fn", "paths"))
+@functools.partial(jit, static_argnames=("fn", "paths"))
 def _evaluate_chunk(fn: Callable, paths: tuple[str, ...], tree: Any, points: jax.Array) -> Any:
     return jax.vmap(lambda p: fn(set_paths(tree, paths, p)))(points)
 

@@ -334,6 +334,22 @@ def test_host_and_device_loops_find_the_same_optima():
     assert np.all(np.asarray(host.rate.rate) > 0)
 
 
+def test_host_loop_compiles_once_for_any_batch_and_any_numbers():
+    # The host loop's one program takes the point's numbers as arguments: other links, another
+    # batch size, another block size reuse it.
+    from qmc.optimize import host
+
+    def links(n, km):
+        return stack([presets.lim2014_link(x) for x in np.linspace(km, km + 40.0, n)])
+
+    optimize.maximize(FINITE, links(6, 10.0), LIM_PROTOCOL, batched=True, n_starts=2, loop="host")
+    compiled = host._step.cache_size()
+    optimize.maximize(FINITE, links(7, 30.0), LIM_PROTOCOL, batched=True, n_starts=2, loop="host")
+    optimize.maximize(dataclasses.replace(FINITE, block_size=1e8), presets.lim2014_link(80.0), LIM_PROTOCOL,
+                      n_starts=2, loop="host")
+    assert host._step.cache_size() == compiled
+
+
 def test_any_optax_transformation_runs_by_name_or_as_an_object():
     import optax
 

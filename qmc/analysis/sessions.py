@@ -5,6 +5,8 @@ from __future__ import annotations
 import jax
 import numpy as np
 
+from qmc._compile import jit
+
 __all__ = ["key_rates_of_sessions", "session_outcomes"]
 
 
@@ -25,7 +27,7 @@ def key_rates_of_sessions(analysis, protocol, tally, link=None):
     return jax.vmap(lambda obs: analysis.key_rate_from_observations(obs, protocol, link))(tally.observations())
 
 
-_key_rates_of_sessions = jax.jit(key_rates_of_sessions)
+_key_rates_of_sessions = jit(key_rates_of_sessions)
 
 
 def session_outcomes(analysis, protocol, tally, phase_error_tolerance: float | None = None) -> dict:

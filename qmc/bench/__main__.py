@@ -1,4 +1,5 @@
-"""``python -m qmc.bench``: the engine benchmark, or with ``--optimize`` the optimizer benchmark."""
+"""``python -m qmc.bench``: the engine benchmark; ``--optimize`` the optimizer benchmark, ``--latency`` the
+time to a first answer, ``--compile`` the compile options."""
 
 from __future__ import annotations
 
@@ -18,7 +19,10 @@ def main(argv=None) -> None:
                         help="the optimizer benchmark instead (qmc.bench.optimize: qmc against scipy L-BFGS-B)")
     parser.add_argument("--latency", action="store_true",
                         help="time to a first answer instead (qmc.bench.latency: fresh processes, cache off)")
-    parser.add_argument("--runs", type=int, default=3, help="--latency: runs per target (the median is reported)")
+    parser.add_argument("--compile", action="store_true",
+                        help="compile times with XLA's defaults and qmc's options instead (qmc.bench.compile)")
+    parser.add_argument("--runs", type=int, default=3,
+                        help="--latency, --compile: runs per target (the median is reported)")
     parser.add_argument("--methods", default=None, metavar="CATEGORICAL,HISTOGRAM",
                         help=f"kernel methods of the pulse/stream engines (categorical: {', '.join(CATEGORICAL_METHODS)}; "
                              f"histogram: {', '.join(HISTOGRAM_METHODS + (FUSED,))}); default by backend, same numbers")
@@ -29,12 +33,14 @@ def main(argv=None) -> None:
         return optimize_main(["--quick"] * args.quick + ["--json"] * args.json + rest)
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
-    if args.latency:
-        from qmc.bench.latency import format_result as latency_table
-        from qmc.bench.latency import run as latency
+    if args.latency or args.compile:
+        if args.latency:
+            from qmc.bench.latency import format_result, run
+        else:
+            from qmc.bench.compile import format_result, run
 
-        result = latency(runs=args.runs)
-        print(latency_table(result))
+        result = run(runs=args.runs)
+        print(format_result(result))
         if args.json:
             print(json.dumps(result))
         return None

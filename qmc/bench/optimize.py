@@ -5,10 +5,9 @@ Two 100-point optimized distance sweeps (0 to 200 km) on the fiber system of Lim
 exact engine, no afterpulsing), with Lim's security settings (f_EC = 1.16, eps_cor = 1e-15,
 eps_sec = kappa l with kappa = 1e-15, the ``analysis=finite_lim2014`` config):
 
-* ``asymptotic_two_decoy``: Lim's two-decoy bounds without finite-size terms. Free: the signal
-  intensity mu1 only. Its rate rises as the decoy probabilities and the weak intensity shrink and
-  as p_z -> 1 (no interior optimum), so those are the user's: mu2 = 0.05, mu3 = 2e-4,
-  p = (0.9, 0.05, 0.05), p_z = 0.9.
+* ``asymptotic_two_decoy``: Lim's two-decoy bounds without finite-size terms, from mu2 = 0.05,
+  mu3 = 2e-4, p = (0.9, 0.05, 0.05), p_z = 0.9, everything the analysis reads free but mu3 (its
+  rate rises as the decoy probabilities shrink: they go to the reparameterization's floors).
 * ``finite_lim2014`` at block size n_X = 1e9: mu1, mu2, their three probabilities and p_z free
   (five dimensions), mu3 = 2e-4 fixed as in the paper.
 

@@ -14,6 +14,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
+from qmc._compile import jit
 from qmc.optimize import chains
 from qmc.optimize.bfgs import BFGSState, warm_start
 from qmc.optimize.minimize import minimize
@@ -24,7 +25,7 @@ from qmc.sweep import padded_index
 __all__ = ["solve"]
 
 
-@functools.partial(jax.jit, static_argnames=("paths", "space", "solver", "driver", "lanes", "chain_length",
+@functools.partial(jit, static_argnames=("paths", "space", "solver", "driver", "lanes", "chain_length",
                                              "continuation", "explore_every", "sequential_lanes"))
 def solve(tree, batch, pool, paths, space, solver, driver, lanes, chain_length, continuation, explore_every=1,
           sequential_lanes=False):

@@ -80,7 +80,7 @@ def _pool(protocol, space, n_pool, starts, seed, n_points):
     if starts.ndim != 3 or starts.shape[0] != n_points or starts.shape[2] != space.size(k):
         raise ValueError(f"starts: shape {starts.shape} does not match (S, {space.size(k)}) or "
                          f"({n_points}, S, {space.size(k)})")
-    return jnp.asarray(starts)
+    return starts
 
 
 def maximize(
@@ -137,7 +137,7 @@ def maximize(
     transformation, driver = _solver_and_driver(solver, options)
     if validate:
         check_problem(analysis, protocol, space)
-    links = link if batched else jax.tree_util.tree_map(lambda x: jnp.asarray(x)[None], link)
+    links = link if batched else jax.tree_util.tree_map(lambda x: np.asarray(x)[None], link)
     n_points = int(jax.tree_util.tree_leaves(links)[0].shape[0])
     pool = _pool(protocol, space, max(int(n_pool), int(n_starts)) if n_starts > 1 else 1, starts, seed, n_points)
     tree = {"link": None, "analysis": analysis, "protocol": protocol}
@@ -145,7 +145,10 @@ def maximize(
     if pool.shape[1] < lanes:
         raise ValueError(f"starts: {pool.shape[1]} given, n_starts = {lanes} needs at least as many")
     out = _solve(loop, transformation)(tree, links, pool, None, space, transformation, driver, lanes, 1, 0)
-    return out if batched else jax.tree_util.tree_map(lambda x: x[0], out)
+    if batched:
+        return out
+    # the one point, on the device as it is (nothing to compile)
+    return jax.tree_util.tree_map(lambda x: jax.device_put(np.asarray(x)[0]), out)
 
 
 def maximize_sweep(

@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from qmc._compile import jit
 from qmc.optimize import chains
 from qmc.optimize.bfgs import BFGSState, warm_start
 from qmc.optimize.minimize import advance, result, start, uses_value_fn
@@ -38,7 +39,7 @@ __all__ = ["solve", "supports"]
 
 def supports(solver) -> bool:
     """Whether the host driver runs ``solver`` (its update needs no ``value_fn``)."""
-    return not uses_value_fn(solver.init(jnp.zeros(1)))
+    return not uses_value_fn(jax.eval_shape(solver.init, jax.ShapeDtypeStruct((1,), jnp.float64)))
 
 
 def _value_grad_aux(tree, item, theta, paths, space):
@@ -53,12 +54,12 @@ def _value_grad_aux(tree, item, theta, paths, space):
     return value_grad_aux(fun, theta.shape[0])(theta)
 
 
-@functools.partial(jax.jit, static_argnames=("solver",))
+@functools.partial(jit, static_argnames=("solver",))
 def _start(x0, h0, fresh0, solver):
     return start(solver, x0, warm_start(solver.init(x0), h0, fresh0))
 
 
-@functools.partial(jax.jit, static_argnames=("paths", "space", "solver", "max_eval", "gtol"))
+@functools.partial(jit, static_argnames=("paths", "space", "solver", "max_eval", "gtol"))
 def _step(tree, item, run, cutoff, paths, space, solver, max_eval, gtol):
     """Evaluate at ``run.x`` and advance the run: (the run, the loss at ``run.x``, (protocol,
     analysis output) there). The one program with the loss in it: the screening and the final
@@ -67,7 +68,7 @@ def _step(tree, item, run, cutoff, paths, space, solver, max_eval, gtol):
     return advance(solver, run, f, g, max_eval=max_eval, gtol=gtol, cutoff=cutoff), f, aux
 
 
-@functools.partial(jax.jit, static_argnames=("paths", "space"))
+@functools.partial(jit, static_argnames=("paths", "space"))
 def _losses(tree, items, thetas, paths, space):
     """The loss at each of a chunk of (point, theta) pairs, values only (screening)."""
     def one(item, theta):
@@ -136,9 +137,11 @@ def _run(problem, i, x0, h0, fresh0, cutoff):
         run, _, _ = problem.step(i, run, cutoff)
         if bool(run.stop):
             break
+    if isinstance(run.state, BFGSState):  # its accepted point (read here: no operation to compile)
+        s = run.state
+        return np.asarray(s.x), float(s.f), int(run.n_eval), np.asarray(s.h)
     out = result(run)
-    h = out.state.h if isinstance(out.state, BFGSState) else h0  # other solvers keep no curvature
-    return np.asarray(out.x), float(out.f), int(out.n_eval), np.asarray(h)
+    return np.asarray(out.x), float(out.f), int(out.n_eval), np.asarray(h0)  # no curvature kept
 
 
 def _lanes(problem, idx, starts, h0, fresh0, cutoff, sequential_lanes):
@@ -198,7 +201,10 @@ def solve(tree, batch, pool, paths, space, solver, driver, lanes, chain_length, 
         if not worth:
             break
 
+    # stacked on the host, then placed on the device as they are (no operation to compile)
     outputs = [problem.at(i, bests.theta[i])[1] for i in range(n_points)]
-    protocol, rate = jax.tree_util.tree_map(lambda *x: jnp.stack(x), *outputs)
-    return Optimum(protocol, rate, jnp.asarray(bests.theta[:n_points]), rate.rate > 0.0,
-                   jnp.asarray(bests.n_eval[:n_points]))
+    # (device arrays before the dataclasses see them: they would turn numpy leaves into float64)
+    protocol, rate = jax.tree_util.tree_map(lambda *x: jax.device_put(np.stack([np.asarray(v) for v in x])),
+                                            *outputs)
+    found = np.asarray(rate.rate) > 0.0
+    return Optimum(protocol, rate, *jax.device_put((bests.theta[:n_points], found, bests.n_eval[:n_points])))

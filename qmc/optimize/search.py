@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 
+from qmc._compile import jit
 from qmc._pytree import get_path, replace_path
 from qmc.analysis.keyrate import score
 from qmc.optimize.result import Optimum
@@ -36,7 +37,7 @@ def _setup(tree, paths, values):
     return tree
 
 
-@functools.partial(jax.jit, static_argnames=("paths", "space"))
+@functools.partial(jit, static_argnames=("paths", "space"))
 def _evaluate(tree, paths, space, points, theta):
     """The analysis' output for candidates theta (P, C, d) at points (P, n_paths): leaves (P, C)."""
 
@@ -84,7 +85,7 @@ def _pick(cand, out, n_parents: int):
     return parents, best
 
 
-@functools.partial(jax.jit, static_argnames=("paths", "space"))
+@functools.partial(jit, static_argnames=("paths", "space"))
 def _finish(tree, paths, space, points, theta, rate):
     protocols = jax.vmap(lambda v, th: space.to_protocol(th, _setup(tree, paths, v)["protocol"]))(points, theta)
     return Optimum(protocols, rate, theta, rate.rate > 0.0, jnp.zeros(theta.shape[0], jnp.int32))
