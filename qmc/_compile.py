@@ -12,6 +12,7 @@ option compiles with its defaults.
 from __future__ import annotations
 
 import functools
+import threading
 
 import jax
 
@@ -42,11 +43,13 @@ def jit(fun=None, **jit_kwargs):
     through ``functools.partial(jit, static_argnames=...)``."""
     if fun is None:
         return functools.partial(jit, **jit_kwargs)
-    jitted = []
+    jitted, lock = [], threading.Lock()
 
     def compiled():
         if not jitted:
-            jitted.append(jax.jit(fun, compiler_options=compiler_options(), **jit_kwargs))
+            with lock:  # one jax.jit object (one cache) when threads make the first calls together
+                if not jitted:
+                    jitted.append(jax.jit(fun, compiler_options=compiler_options(), **jit_kwargs))
         return jitted[0]
 
     @functools.wraps(fun)

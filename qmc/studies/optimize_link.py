@@ -4,8 +4,9 @@
 analysis.block_size=1e10`` optimizes, for every analysis variant of the config, the parameters
 that the analysis reads (the protocol's ``parameter_space``: intensities, their probabilities and
 p_z) with :func:`qmc.optimize.maximize_sweep`, prints a plain-text table of the optimal parameters and
-rate, writes them to ``results.csv``, and draws the optimal parameters versus distance
-(:func:`qmc.plots.optimize.optimal_parameters_vs_distance`).
+rate, writes them to ``results.csv``, and, for more than one length, draws the optimal
+parameters versus distance (:func:`qmc.plots.optimize.optimal_parameters_vs_distance`; one
+length makes no figure: the table is the result).
 
 The link is the configured one; ``sweep.length_km`` lists the fiber lengths (the experiment's
 default is ``[${channel.length_km}]``, one point: override ``sweep.length_km.values=[0,50,100]``,
@@ -31,6 +32,7 @@ import numpy as np
 from qmc import optimize
 from qmc._pytree import replace_path
 from qmc.analysis import reason_text
+from qmc.studies import threads
 from qmc.studies.registry import Chunk, Study, register
 from qmc.studies.settings import CheckSettings
 from qmc.studies.spec import analyses, optimize_settings, require_exact_engine, seed, setting, sweep_axis
@@ -221,7 +223,9 @@ def _chunks(link, protocol, jobs, problems, lengths, settings, check_sessions, s
     if print_table:
         for note in problems:
             print(f"optimize_link: {note}", file=sys.stderr)
-    for index, (label, analysis) in enumerate(jobs):
+
+    def job(indexed):  # one analysis: its own program, compiled while the others' are
+        index, (label, analysis) = indexed
         space = protocol.parameter_space(analysis)
         opt = optimize.maximize_sweep(analysis, link, protocol, {"link.channel.length_km": lengths}, space,
                                       validate=False, **settings)
@@ -230,7 +234,9 @@ def _chunks(link, protocol, jobs, problems, lengths, settings, check_sessions, s
         if getattr(analysis, "finite", False) and check_sessions > 0:
             checks = _block_checks(jax.random.fold_in(key, index), analysis, link, lengths, opt.protocol,
                                    int(check_sessions))
-        rows = _rows(label, analysis, space, lengths, opt, checks, rep_rate_hz, int(check_sessions))
+        return _rows(label, analysis, space, lengths, opt, checks, rep_rate_hz, int(check_sessions))
+
+    for index, rows in enumerate(threads.ordered(job, enumerate(jobs))):
         printed.extend(rows)
         if print_table:  # the footnotes of all tables once, under the last
             last = index == len(jobs) - 1
@@ -257,5 +263,14 @@ def _run_optimize_link(spec: Mapping[str, Any]) -> Iterator[Chunk]:
                          print_table=True)
 
 
-register(Study(name="optimize_link", run=_run_optimize_link, columns=OPTIMIZE_COLUMNS, figure="qmc.plots.optimize:optimal_parameters_vs_distance",
-               figure_name="optimal_parameters_vs_distance"))
+def _no_figure(rows: Sequence[Mapping[str, Any]]) -> str | None:
+    """One length makes no versus-distance figure: the table is the result."""
+    if len({float(r["length_km"]) for r in rows}) < 2:
+        return ("one length: the table is the result (a sweep, e.g. sweep.length_km.values=[0,50,100], draws "
+                "the optimal parameters versus distance)")
+    return None
+
+
+register(Study(name="optimize_link", run=_run_optimize_link, columns=OPTIMIZE_COLUMNS,
+               figure="qmc.plots.optimize:optimal_parameters_vs_distance", figure_name="optimal_parameters_vs_distance",
+               no_figure=_no_figure))

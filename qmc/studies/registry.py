@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import inspect
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from qmc.validation import ValidationError
 
@@ -52,6 +52,8 @@ class Study:
             ``"module:function"``, imported when a figure is drawn (so that running a study without
             figures, or ``import qmc``, never loads matplotlib).
         figure_name: file stem of the saved figure (``<stem>.png`` and ``<stem>.pdf``).
+        no_figure: ``no_figure(rows) -> str | None``: why these rows make no figure (e.g. one
+            point of a versus-distance figure), or None to draw it.
     """
 
     name: str
@@ -59,6 +61,7 @@ class Study:
     columns: tuple
     figure: Callable[..., Any] | str
     figure_name: str
+    no_figure: Callable[[Sequence[Mapping[str, Any]]], str | None] | None = None
 
     def draw(self, rows, published=None, **kwargs):
         """The study's figure of ``rows``, with ``published`` points (:mod:`qmc.gallery`) where the

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -10,6 +11,8 @@ from qmc import results
 from qmc.studies.registry import Chunk, Study
 
 __all__ = ["execute"]
+
+log = logging.getLogger("qmc")
 
 
 def execute(
@@ -25,7 +28,8 @@ def execute(
 
     ``results.csv`` is rewritten atomically after every chunk and ``metadata.json`` follows it
     (status ``running``, then ``complete``, ``interrupted`` or ``failed``), so an interrupted run
-    keeps every finished chunk. The figure (PNG + PDF) is drawn once the sweep is complete.
+    keeps every finished chunk. The figure (PNG + PDF) is drawn once the sweep is complete, unless
+    the study says these rows make none (``figure_note`` in metadata.json says why).
 
     Args:
         study: the registered study (columns, figure).
@@ -80,7 +84,11 @@ def execute(
         raise
     finally:
         bar.close()
-    if figure and rows:
+    skip = study.no_figure(rows) if figure and rows and study.no_figure is not None else None
+    if skip:
+        meta["figure_note"] = skip
+        log.info("no figure: %s", skip)
+    elif figure and rows:
         import matplotlib.pyplot as plt
 
         from qmc.plots import save
