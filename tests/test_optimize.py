@@ -350,6 +350,27 @@ def test_host_loop_compiles_once_for_any_batch_and_any_numbers():
     assert host._step.cache_size() == compiled
 
 
+def test_device_loop_compiles_once_for_batches_of_nearby_sizes():
+    # Batches are padded to a power of two of chains with copies of the last point: 6 and 7 links
+    # share one program, and the padding changes no optimum.
+    from qmc.optimize import continuation
+
+    def links(n):
+        return stack([presets.lim2014_link(x) for x in np.linspace(10.0, 130.0, n)])
+
+    seven = optimize.maximize(FINITE, links(7), LIM_PROTOCOL, batched=True, n_starts=2, loop="device")
+    compiled = continuation._solve.cache_size()
+    six = optimize.maximize(FINITE, links(6), LIM_PROTOCOL, batched=True, n_starts=2, loop="device")
+    assert continuation._solve.cache_size() == compiled
+    assert np.shape(seven.rate.rate) == (7,) and np.shape(six.rate.rate) == (6,)
+    assert [continuation.bucket(n) for n in (1, 2, 3, 5, 8, 9)] == [1, 2, 4, 8, 8, 16]
+    for opt, n in ((seven, 7), (six, 6)):
+        for i in (0, n - 1):
+            one = optimize.maximize(FINITE, presets.lim2014_link(float(np.linspace(10.0, 130.0, n)[i])), LIM_PROTOCOL,
+                                    n_starts=2, loop="device")
+            np.testing.assert_allclose(float(opt.rate.rate[i]), float(one.rate.rate), rtol=1e-6)
+
+
 def test_any_optax_transformation_runs_by_name_or_as_an_object():
     import optax
 

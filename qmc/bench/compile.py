@@ -37,7 +37,7 @@ if program == "device_solve":
     links = jax.tree_util.tree_map(lambda x: np.asarray(x)[None], link)
     pool = drivers._pool(start, space, 32, None, 0, 1)
     tree = {"link": None, "analysis": analysis, "protocol": start}
-    fn = jax.jit(continuation.solve.__wrapped__, static_argnums=tuple(range(3, 12)))
+    fn = jax.jit(continuation._solve.__wrapped__, static_argnums=tuple(range(3, 12)))
     args = (tree, links, pool, None, space, solver, driver, 4, 1, 0, 1, False)
 else:
     tree = jax.device_put({"link": None, "analysis": analysis, "protocol": start})

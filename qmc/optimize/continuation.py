@@ -13,6 +13,7 @@ import functools
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from qmc._compile import jit
 from qmc.optimize import chains
@@ -22,14 +23,22 @@ from qmc.optimize.objective import objective, point_problem
 from qmc.optimize.result import Optimum
 from qmc.sweep import padded_index
 
-__all__ = ["solve"]
+__all__ = ["solve", "bucket"]
 
 
-@functools.partial(jit, static_argnames=("paths", "space", "solver", "driver", "lanes", "chain_length",
-                                             "continuation", "explore_every", "sequential_lanes"))
+def bucket(n: int) -> int:
+    """The number of chains a program is compiled for: the next power of two (one program for
+    5 to 8 chains; at most twice the work of the chains asked for)."""
+    return 1 << max(int(n) - 1, 0).bit_length()
+
+
 def solve(tree, batch, pool, paths, space, solver, driver, lanes, chain_length, continuation, explore_every=1,
           sequential_lanes=False):
     """Optima of P problems: chains of ``chain_length`` consecutive points, vmapped over chains.
+
+    The chains are padded to :func:`bucket` chains with copies of the last point (their results
+    dropped), so that batches and sweeps of nearby sizes share one compiled program. A copy is the
+    last point's own problem: through the continuation passes it can only improve that point.
 
     Args:
         tree: ``{"link", "analysis", "protocol"}``.
@@ -58,14 +67,23 @@ def solve(tree, batch, pool, paths, space, solver, driver, lanes, chain_length, 
     the continuation passes carry the best basin along). The loss and its gradient are traced
     once, the screening loss once.
     """
+    n_points = int(pool.shape[0])
+    rows = padded_index(0, n_points, bucket(-(-n_points // chain_length)) * chain_length)
+    batch = jax.tree_util.tree_map(lambda x: np.asarray(x)[rows], batch)  # on the host: nothing to compile
+    out = _solve(tree, batch, np.asarray(pool)[rows], paths, space, solver, driver, lanes, chain_length, continuation,
+                 explore_every, sequential_lanes)
+    return jax.tree_util.tree_map(lambda x: jax.device_put(np.asarray(x)[:n_points]), out)
+
+
+@functools.partial(jit, static_argnames=("paths", "space", "solver", "driver", "lanes", "chain_length",
+                                             "continuation", "explore_every", "sequential_lanes"))
+def _solve(tree, batch, pool, paths, space, solver, driver, lanes, chain_length, continuation, explore_every,
+           sequential_lanes):
+    """:func:`solve` on chains that fill the batch (its length a multiple of ``chain_length``)."""
     driver = dict(driver)
     n_points, n_pool, d = pool.shape
     m = chain_length
-    n_chains = -(-n_points // m)
-    if n_chains * m > n_points:  # the last point repeated to fill the last chain
-        rows = padded_index(0, n_points, n_chains * m)
-        batch = jax.tree_util.tree_map(lambda x: x[rows], batch)
-        pool = pool[rows]
+    n_chains = n_points // m
     geo = chains.Geometry(n_chains, m, lanes, explore_every)
 
     def setup(item):
@@ -145,5 +163,4 @@ def solve(tree, batch, pool, paths, space, solver, driver, lanes, chain_length, 
         rate = t["analysis"].key_rate(t["link"], opt)
         return Optimum(opt, rate, theta, rate.rate > 0.0, evals)
 
-    out = jax.vmap(finish)(batch, best_theta, n_eval)
-    return jax.tree_util.tree_map(lambda x: x[:n_points], out)
+    return jax.vmap(finish)(batch, best_theta, n_eval)
