@@ -42,8 +42,8 @@ def style() -> None:
     mpl.rcParams.update(RC_PARAMS)
 
 
-def save(fig, stem: str | os.PathLike) -> tuple[Path, Path]:
-    """Save ``fig`` as ``<stem>.png`` and ``<stem>.pdf``, each written atomically.
+def save(fig, stem: str | os.PathLike, dpi: int = 300) -> tuple[Path, Path]:
+    """Save ``fig`` as ``<stem>.png`` (at ``dpi``) and ``<stem>.pdf``, each written atomically.
 
     Returns:
         (png path, pdf path).
@@ -53,6 +53,6 @@ def save(fig, stem: str | os.PathLike) -> tuple[Path, Path]:
     for suffix in (".png", ".pdf"):
         path = stem.with_name(stem.name + suffix)
         with atomic_path(path) as tmp:
-            fig.savefig(tmp, format=suffix[1:])
+            fig.savefig(tmp, format=suffix[1:], dpi=dpi)
         paths.append(path)
     return paths[0], paths[1]

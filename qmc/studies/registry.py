@@ -64,14 +64,17 @@ class Study:
     no_figure: Callable[[Sequence[Mapping[str, Any]]], str | None] | None = None
 
     def draw(self, rows, published=None, **kwargs):
-        """The study's figure of ``rows``, with ``published`` points (:mod:`qmc.gallery`) where the
-        figure can draw them."""
+        """The study's figure of ``rows``, with ``published`` points (:mod:`qmc.gallery`) and a
+        ``title`` where the figure can draw them."""
         figure = self.figure
         if isinstance(figure, str):
             module, _, function = figure.partition(":")
             figure = getattr(importlib.import_module(module), function)
-        if published is not None and "published" in inspect.signature(figure).parameters:
+        parameters = inspect.signature(figure).parameters
+        if published is not None and "published" in parameters:
             kwargs["published"] = published
+        if kwargs.get("title") is None or "title" not in parameters:
+            kwargs.pop("title", None)
         return figure(rows, **kwargs)
 
 

@@ -23,6 +23,8 @@ def execute(
     progress: bool | None = None,
     figure: bool = True,
     published: list | None = None,
+    title: str | None = None,
+    dpi: int = 300,
 ) -> dict:
     """Run ``chunks`` of ``study`` into ``run_dir``: results.csv, metadata.json and the figure.
 
@@ -39,6 +41,9 @@ def execute(
         progress: show a progress bar over chunks (None: only on a terminal).
         figure: draw and save the figure at the end.
         published: published points the figure overlays (:func:`qmc.gallery.published_points`).
+        title: what distinguishes this run's figure (system, model, analysis settings), drawn
+            above it.
+        dpi: resolution of the PNG.
 
     Returns:
         The final metadata.
@@ -93,8 +98,8 @@ def execute(
 
         from qmc.plots import save
 
-        fig = study.draw(rows, published=published)
-        meta["figures"] = [p.name for p in save(fig, run_dir / study.figure_name)]
+        fig = study.draw(rows, published=published, title=title)
+        meta["figures"] = [p.name for p in save(fig, run_dir / study.figure_name, dpi=dpi)]
         plt.close(fig)
     meta.update(status="complete", finished=results.now_iso(), wall_time_s=round(time.perf_counter() - start, 3))
     results.write_json(run_dir / results.METADATA, meta)
