@@ -5,13 +5,27 @@ This is the only module of qmc that imports Hydra or OmegaConf. ``main`` compose
 every ``_target_`` after checking that it names a qmc component or settings class, validates the
 built objects (bad input stops the run with one line and exit status 2, before anything
 compiles), runs the study named by ``study`` (:func:`qmc.studies.get`) and writes the run folder
-through :func:`qmc.studies.execute`.
+through :func:`qmc.studies.execute`, with a figure titled by :func:`run_title` at ``plot.dpi``.
+
+A ``+key=value`` override may only add a top-level key that some part of qmc reads
+(:func:`known_keys`); any other is refused like a bad value (:func:`check_overrides`).
+
+A refused run leaves no folder: Hydra creates the run folder (``.hydra/`` and an empty
+``qmc.log``) before the command sees the config, so a refusal removes it again, and the parent
+folders that the same command created, when they hold nothing else. Nothing that existed before
+the command is removed: :class:`RunFolders` notes at its start which folders exist and what they
+hold, so a ``hydra.run.dir`` given by the user keeps what it held (only Hydra's new ``.hydra/``
+and ``qmc.log`` go), and so do a multirun's earlier jobs. The error goes to stderr only.
+
+A multirun names each job's folder by the overrides it sweeps (``system=snspd_zadeh2017``;
+:func:`job_folder`), or by its number when it sweeps nothing.
 
 Examples:
     qmc                                   # the default study (decoy_bb84_gys)
     qmc experiment=decoy_bb84_snspd       # another study
     qmc system=snspd_zadeh2017 analysis.f_ec=1.1
-    qmc -m detector=gys2004,snspd         # a multirun over structural choices
+    qmc -m detector=gys2004,snspd         # a multirun: folders detector=gys2004, detector=snspd
+    qmc --help                            # the groups, their options and the common keys
     qmc-plot results/decoy_bb84_gys/<timestamp>
 """
 
@@ -19,24 +33,31 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import importlib
 import logging
 import os
 import re
+import shutil
+import signal
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, NoReturn
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import InstantiationException
+from hydra.experimental.callback import Callback
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from qmc._paths import conf_dir
 
-__all__ = ["main", "plot_main", "compose", "prepare", "build", "check_targets", "ConfigError", "COMPONENT_PACKAGES",
-           "CONF_DIR"]
+__all__ = ["main", "plot_main", "compose", "prepare", "build", "check_targets", "check_overrides", "known_keys",
+           "run_title", "job_folder", "RunFolders", "ConfigError", "COMPONENT_PACKAGES", "CONF_DIR"]
 
 log = logging.getLogger("qmc")
 
@@ -60,6 +81,56 @@ class ConfigError(ValueError):
 def _fail(message: str, prog: str = "qmc") -> NoReturn:
     print(f"{prog}: error: {' '.join(str(message).split())}", file=sys.stderr)
     sys.exit(2)
+
+
+# ---------------------------------------------------------------------------------------------
+# Overrides: `+key` only for keys qmc reads
+# ---------------------------------------------------------------------------------------------
+
+
+def _parse(overrides: Iterable[str]) -> list:
+    return OverridesParser.create().parse_overrides(list(overrides))
+
+
+def _top(key: str) -> str:
+    return re.split(r"[./@]", key, maxsplit=1)[0]
+
+
+def _is_global_package(path: Path) -> bool:
+    """Whether the header comments of a config file say ``@package _global_`` (its keys are top-level)."""
+    for line in path.read_text().splitlines():
+        if not line.startswith("#"):
+            return False
+        if re.search(r"@package\s+_global_\b", line):
+            return True
+    return False
+
+
+@functools.cache
+def known_keys() -> frozenset[str]:
+    """The top-level config keys that some part of qmc reads: the config groups of ``conf/``, the
+    keys of ``conf/config.yaml`` and those of every ``@package _global_`` file (the experiments add
+    ``check``, ``finite``, ``mc``, ``streams``; the system presets set ``channel`` and ``analysis``)."""
+    conf = Path(CONF_DIR)
+    keys = {p.name for p in conf.iterdir() if p.is_dir() and p.name != "hydra"}
+    for path in sorted(conf.rglob("*.yaml")):
+        if path.relative_to(conf).parts[0] == "hydra":
+            continue
+        if path == conf / "config.yaml" or _is_global_package(path):
+            keys.update(str(k) for k in OmegaConf.load(path) if k not in ("defaults", "hydra"))
+    return frozenset(keys)
+
+
+def check_overrides(overrides: Iterable[str]) -> None:
+    """Raise :class:`ConfigError` for a ``+key=value`` (or ``++key=value``) that adds a top-level
+    key no part of qmc reads (:func:`known_keys`): without this, a misspelt key would be added and
+    ignored. Overrides of ``hydra.*`` are Hydra's own."""
+    for override in _parse(overrides):
+        top = _top(override.key_or_group)
+        if (override.is_add() or override.is_force_add()) and top != "hydra" and top not in known_keys():
+            prefix = "++" if override.is_force_add() else "+"
+            raise ConfigError(f"{prefix}{override.key_or_group}: unknown key {top}; the top-level keys are "
+                              f"{', '.join(sorted(known_keys()))}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -201,10 +272,14 @@ def compose(*overrides: str, config_name: str = "config") -> DictConfig:
     Examples:
         >>> cfg = compose("experiment=finite_lim2014", "sweep.length_km.values=[50]")
         >>> study, spec, chunks = prepare(cfg)
+
+    Raises:
+        ConfigError: a ``+key`` that adds a top-level key qmc does not read (:func:`check_overrides`).
     """
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
+    check_overrides(overrides)
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         return hydra_compose(config_name=config_name, overrides=list(overrides))
 
@@ -249,6 +324,139 @@ def _compilation_cache() -> None:
         log.warning("compilation cache off (%s): %s", path, err)
 
 
+# ---------------------------------------------------------------------------------------------
+# Run folders: names of multirun jobs, no folder left by a refused run
+# ---------------------------------------------------------------------------------------------
+
+# An output folder of this command (run folder, or a multirun's folder) -> (the topmost folder
+# the command creates for it, or None when it exists already; the names it held before).
+_BEFORE: dict[str, tuple[Path | None, frozenset[str]]] = {}
+_SWEPT: set[str] | None = None  # the keys the current multirun sweeps (None: not known)
+
+
+def _note_before(folder: Any) -> None:
+    path = Path(os.path.abspath(str(folder)))
+    top, missing = None, path
+    while not missing.exists() and missing != missing.parent:
+        top, missing = missing, missing.parent
+    names = frozenset(os.listdir(path)) if top is None and path.is_dir() else frozenset()
+    _BEFORE[str(path)] = (top, names)
+
+
+class RunFolders(Callback):
+    """Hydra callback (``hydra.callbacks`` in ``conf/config.yaml``): before Hydra creates the run
+    (or multirun) folder, notes which folders exist and what they hold, so that a refused run
+    removes only what this command created; for a multirun, notes which keys the command sweeps
+    (:func:`job_folder`)."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        _note_before(config.hydra.run.dir)
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        global _SWEPT
+        _note_before(config.hydra.sweep.dir)
+        _SWEPT = {o.key_or_group for o in _parse(config.hydra.overrides.task) if o.is_sweep_override()}
+        _SWEPT |= {str(k) for k in OmegaConf.select(config, "hydra.sweeper.params", default=None) or {}}
+
+
+def job_folder(overrides: Iterable[str], num: Any) -> str:
+    """The folder name of multirun job ``num``: its overrides of the keys the command sweeps
+    (``system=snspd_zadeh2017``, joined by ``,``; all its overrides when the swept keys are not
+    known, as in a job that a cluster launcher starts in another process), or its number when
+    there are none. Names too long for a file system get the number in front, so that they stay
+    unique; ``/`` becomes ``_``."""
+    items = [f"{o.key_or_group}={o.get_value_element_as_str()}" for o in _parse(overrides)
+             if not o.is_hydra_override() and (_SWEPT is None or o.key_or_group in _SWEPT)]
+    name = ",".join(items).replace("/", "_").replace(os.sep, "_")
+    if name in ("", ".", ".."):
+        return str(num)
+    return name if len(name.encode()) <= 200 else f"{num}_{name.encode()[:180].decode(errors='ignore')}"
+
+
+OmegaConf.register_new_resolver("qmc.job_folder", job_folder, replace=True)
+
+
+def _prune(folder: Path, top: Path) -> None:
+    """Remove ``folder`` and its parents up to ``top`` (included) while they are empty."""
+    while (folder == top or top in folder.parents) and folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
+        folder = folder.parent
+
+
+def _remove_refused_run(hydra_cfg: Any) -> None:
+    """Remove what Hydra wrote for a refused run (``.hydra/`` and the log), where this command
+    created it, then the folders it created that are left empty; a multirun's ``multirun.yaml``
+    too when no job of this command left anything. Nothing that was there before is touched, and
+    nothing at all when the run folder holds anything else."""
+    run_dir = Path(hydra_cfg.runtime.output_dir)
+    multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    base = Path(os.path.abspath(str(hydra_cfg.sweep.dir if multirun else run_dir)))
+    if str(base) not in _BEFORE or not run_dir.is_dir():
+        return
+    top, before = _BEFORE[str(base)]
+    if multirun:
+        if top is None and run_dir.name in before:
+            return  # the job's folder was there before: what it held is unknown
+        job_before = frozenset()
+    else:
+        job_before = before
+    hydra_files = {"config.yaml", "hydra.yaml", "overrides.yaml"}
+    log_name = f"{hydra_cfg.job.name}.log"
+    new = [entry for entry in run_dir.iterdir() if entry.name not in job_before]
+    for entry in new:
+        if entry.name == hydra_cfg.output_subdir and entry.is_dir():
+            if {p.name for p in entry.iterdir()} <= hydra_files:
+                continue
+        elif entry.name == log_name and entry.is_file():
+            continue
+        return  # something else is there: leave the folder as it is
+    root = logging.getLogger()
+    for handler in list(root.handlers):  # Hydra's handler of qmc.log, open in the run folder
+        if isinstance(handler, logging.FileHandler) and Path(handler.baseFilename).parent == run_dir:
+            root.removeHandler(handler)
+            handler.close()
+    for entry in new:
+        shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+    if multirun:
+        _prune(run_dir, run_dir)
+        names = {p.name for p in base.iterdir()}
+        if "multirun.yaml" not in before and names - before == {"multirun.yaml"}:
+            (base / "multirun.yaml").unlink()
+    if top is not None:
+        _prune(base, top)
+
+
+def _refuse(message: str) -> NoReturn:
+    """A refusal inside a Hydra run: no folder left behind, one line on stderr, exit status 2."""
+    try:
+        _remove_refused_run(HydraConfig.get())
+    except OSError as err:  # the error below matters more than a folder left behind
+        log.debug("refused run folder kept: %s", err)
+    _fail(message)
+
+
+# ---------------------------------------------------------------------------------------------
+# Figure titles
+# ---------------------------------------------------------------------------------------------
+
+
+def run_title(experiment_name: str, choices: Any, overrides: Iterable[str]) -> str:
+    """What distinguishes a run, drawn above its figure: the experiment, the system preset (from
+    Hydra's ``choices``), then the command's overrides as ``key=value`` (``hydra.*``, ``plot.*`` and
+    ``experiment`` left out), joined by `` · ``: ``decoy_bb84_gys · system=snspd_zadeh2017 · analysis.f_ec=1.1``."""
+    choices = dict(choices or {})
+    parts = [str(experiment_name)]
+    if choices.get("system"):
+        parts.append(f"system={choices['system']}")
+    for o in _parse(overrides):
+        key = o.key_or_group
+        if o.is_hydra_override() or o.is_delete() or _top(key) in ("plot", "experiment", "experiment_name", "system"):
+            continue
+        value = choices[key] if key in choices else o.get_value_element_as_str()  # a group: Hydra's choice
+        parts.append(f"{key}={value}")
+    return " · ".join(parts)
+
+
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
 def _run(cfg: DictConfig) -> None:
     os.environ.setdefault("MPLBACKEND", "Agg")
@@ -256,15 +464,19 @@ def _run(cfg: DictConfig) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     import qmc
     from qmc import studies
+    from qmc.studies.settings import PlotSettings
+    from qmc.studies.spec import setting
 
     _compilation_cache()
 
-    try:
-        study, spec, chunks = prepare(cfg)
-    except (ConfigError, qmc.ValidationError) as err:
-        _fail(str(err))
-
     hydra_cfg = HydraConfig.get()
+    try:
+        check_overrides(hydra_cfg.overrides.task)
+        study, spec, chunks = prepare(cfg)
+        plot = setting(spec, "plot", PlotSettings)
+    except (ConfigError, qmc.ValidationError) as err:
+        _refuse(str(err))
+
     run_dir = Path(hydra_cfg.runtime.output_dir)
     from qmc.results import write_text
 
@@ -272,19 +484,28 @@ def _run(cfg: DictConfig) -> None:
     from qmc.gallery import published_points
 
     published = cfg.get("published")
+    title = run_title(cfg.experiment_name, hydra_cfg.runtime.choices, hydra_cfg.overrides.task)
     metadata = {
         "experiment_name": cfg.experiment_name,
+        "title": title,
         "published": published,
         "seed": int(cfg.seed),
+        "dpi": int(plot.dpi),
         "overrides": list(hydra_cfg.overrides.task),
         "command": " ".join(["qmc", *sys.argv[1:]]),
     }
     log.info("%s: study %s, writing %s", cfg.experiment_name, study.name, run_dir)
     try:
-        meta = studies.execute(study, chunks, run_dir, metadata=metadata, published=published_points(published))
-    except KeyboardInterrupt:
-        print(f"qmc: interrupted; {run_dir / 'results.csv'} keeps every finished chunk", file=sys.stderr)
-        sys.exit(130)
+        meta = studies.execute(study, chunks, run_dir, metadata=metadata, published=published_points(published),
+                               title=title, dpi=int(plot.dpi))
+    except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM / SIGHUP (studies.Interrupted)
+        signum = getattr(err, "signum", signal.SIGINT)
+        print(f"qmc: interrupted ({signal.Signals(signum).name}); {run_dir / 'results.csv'} keeps every finished "
+              "chunk", file=sys.stderr)
+        from qmc.results import read_metadata
+
+        log.warning("interrupted (%s); %d rows kept", signal.Signals(signum).name, read_metadata(run_dir).get("rows", 0))
+        sys.exit(128 + signum)  # the shell's convention: 130 for SIGINT, 143 for SIGTERM
     log.info("%d rows in %.1f s -> %s", meta["rows"], meta["wall_time_s"], run_dir)
 
 
@@ -327,11 +548,15 @@ def plot_main(argv: list[str] | None = None) -> None:
     from qmc.gallery import published_points
 
     published = published_points(meta.get("published"))
-    fig = study.draw(rows, published=published)
-    png, pdf = save(fig, args.output or args.run_dir / study.figure_name)
+    fig = study.draw(rows, published=published, title=meta.get("title"))
+    png, pdf = save(fig, args.output or args.run_dir / study.figure_name, dpi=int(meta.get("dpi") or 300))
     print(png)
     print(pdf)
 
 
 if __name__ == "__main__":
-    main()
+    # `python -m qmc.cli`: run the module `qmc.cli`, whose state the Hydra callback qmc.cli.RunFolders
+    # shares (this file, run as __main__, is a second copy of it).
+    from qmc.cli import main as _main
+
+    _main()

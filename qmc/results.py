@@ -1,10 +1,12 @@
 """Run outputs: a tidy ``results.csv``, ``metadata.json`` and files written atomically.
 
-Every file is written under a temporary name in the same folder, flushed to disk and renamed over
-the target (``os.replace`` is atomic on POSIX and Windows), so a reader never sees a half-written
-file and a run killed at any moment leaves the previous complete version. :class:`ResultsTable`
-rewrites ``results.csv`` this way after every chunk of a sweep: an interrupted sweep keeps every
-chunk it finished.
+Every file but the table is written under a temporary name in the same folder, flushed to disk
+and renamed over the target (``os.replace`` is atomic on POSIX and Windows), so a reader never
+sees a half-written file and a run killed at any moment leaves the previous complete version.
+:class:`ResultsTable` appends each chunk of a sweep to ``results.csv`` in one write and flushes it
+to disk (what is on disk is never rewritten: the cost of a chunk does not grow with the sweep);
+an interrupted sweep keeps every chunk it finished, and :func:`read_results` leaves out a last
+line cut short by a kill in the middle of a write.
 
 CSV conventions: one row per sweep point and analysis variant; numbers in full precision
 (``repr``), infinities as ``inf``, values that do not apply as empty cells.
@@ -108,10 +110,12 @@ def _cell(value: Any) -> str:
 
 
 class ResultsTable:
-    """A CSV table that grows chunk by chunk and is rewritten atomically after each chunk.
+    """A CSV table that grows chunk by chunk: the header at creation, then each chunk appended in
+    one write and flushed to disk.
 
     Args:
-        path: the CSV file (usually ``<run dir>/results.csv``).
+        path: the CSV file (usually ``<run dir>/results.csv``); created (or emptied) with the
+            header.
         columns: column names in order; a row's missing keys are empty cells, extra keys are an
             error (a typo would otherwise lose data silently).
 
@@ -124,23 +128,29 @@ class ResultsTable:
     def __init__(self, path: str | os.PathLike, columns: Sequence[str]) -> None:
         self.path = Path(path)
         self.columns = tuple(columns)
+        self._known = frozenset(self.columns)
+        self.n_rows = 0
         buffer = io.StringIO()
         csv.writer(buffer, lineterminator="\n").writerow(self.columns)
-        self._text = [buffer.getvalue()]
-        self.n_rows = 0
+        write_text(self.path, buffer.getvalue())
 
     def append(self, rows: Iterable[Mapping[str, Any]]) -> int:
-        """Add ``rows`` and rewrite the file atomically. Returns the total number of rows."""
+        """Append ``rows`` to the file (one write, flushed and synced). Returns the total number
+        of rows."""
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
+        n = 0
         for row in rows:
-            extra = set(row) - set(self.columns)
-            if extra:
-                raise KeyError(f"row has columns not in the table: {sorted(extra)}")
+            if not self._known.issuperset(row):
+                raise KeyError(f"row has columns not in the table: {sorted(set(row) - self._known)}")
             writer.writerow([_cell(row.get(c)) for c in self.columns])
-            self.n_rows += 1
-        self._text.append(buffer.getvalue())
-        write_text(self.path, "".join(self._text))
+            n += 1
+        if n:
+            with open(self.path, "a", encoding="utf-8", newline="") as f:
+                f.write(buffer.getvalue())
+                f.flush()
+                os.fsync(f.fileno())
+        self.n_rows += n
         return self.n_rows
 
 
@@ -154,12 +164,15 @@ def _parse(cell: str) -> Any:
 
 
 def read_results(path: str | os.PathLike) -> list[dict]:
-    """Rows of a results CSV (a file or a run directory): numbers as float, empty cells as None."""
+    """Rows of a results CSV (a file or a run directory): numbers as float, empty cells as None;
+    a last line without its end (a write cut short) is left out."""
     path = Path(path)
     if path.is_dir():
         path = path / RESULTS
-    with open(path, newline="", encoding="utf-8") as f:
-        return [{k: _parse(v) for k, v in row.items()} for row in csv.DictReader(f)]
+    text = path.read_text(encoding="utf-8")
+    if text and not text.endswith("\n"):  # a write cut short by a kill: its chunk was not finished
+        text = text[: text.rfind("\n") + 1]
+    return [{k: _parse(v) for k, v in row.items()} for row in csv.DictReader(io.StringIO(text, newline=""))]
 
 
 def read_metadata(run_dir: str | os.PathLike) -> dict:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from omegaconf import OmegaConf
 
 import qmc
 from qmc import cli, studies
@@ -134,6 +135,8 @@ BAD = [
     ("detector.efficiency=abc", "detector.efficiency = 'abc' is not a number"),
     ("optimize.mu.start=0", "optimize.mu.start = 0 is out of range"),
     ("protocol.intensities=[0.5,0.1]", "protocol.intensities = [0.5 0.1], protocol.probabilities"),
+    ("plot.dpi=20", "plot.dpi = 20 is out of range: must be a whole number in [50, 1200]"),
+    ("plot.dpi=72.5", "plot.dpi = 72.5 is out of range: must be a whole number in [50, 1200]"),
 ]
 
 
@@ -174,6 +177,88 @@ def test_unknown_option_gets_hydras_own_message(tmp_path):
     assert result.returncode != 0
     assert "Could not override 'detector.nonsense'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_adding_an_unknown_top_level_key_is_refused_and_leaves_no_folder(tmp_path):
+    result = qmc_command("+foo=1", cwd=tmp_path, env={"JAX_LOG_COMPILES": "1"})
+    assert result.returncode == 2
+    assert result.stderr.startswith("qmc: error: +foo: unknown key foo; the top-level keys are analysis, channel, ")
+    assert result.stderr.count("\n") == 1 and "Compiling" not in result.stderr
+    assert not (tmp_path / "results").exists()  # nor results/decoy_bb84_gys/, made for this run
+    with pytest.raises(cli.ConfigError, match=r"^\+\+sweeps\.length_km\.values: unknown key sweeps; "):
+        config("++sweeps.length_km.values=[0]")
+
+
+def test_adding_a_key_that_qmc_reads_is_accepted():
+    _, spec, _ = prepare("+check.n_sessions=0", "+sweep.block_size.values=[1e4]")  # Hydra needs the `+`
+    assert spec["check"] == {"n_sessions": 0}
+    np.testing.assert_array_equal(spec["sweep"].axis("block_size"), [1e4])
+    cli.check_overrides(["+detector.command=true", "++mc.n_sessions=2", "+hydra.job.env_set.X=1", "seed=3"])
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_every_experiments_top_level_keys_are_known(experiment):
+    assert set(config(f"experiment={experiment}")) <= cli.known_keys()
+
+
+def test_a_refused_run_leaves_no_folder_and_keeps_what_was_there(tmp_path):
+    result = qmc_command("channel.length_km=-1", f"hydra.run.dir={tmp_path / 'new' / 'run'}", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr == "qmc: error: channel.length_km = -1 is out of range: must be >= 0\n"
+    assert list(tmp_path.iterdir()) == []  # neither the run folder nor its parent `new`
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    (kept / "notes.txt").write_text("mine")
+    result = qmc_command("channel.length_km=-1", f"hydra.run.dir={kept}", cwd=tmp_path)
+    assert result.returncode == 2
+    assert [p.name for p in kept.iterdir()] == ["notes.txt"]  # Hydra's .hydra/ and qmc.log removed
+
+
+def test_a_refused_multirun_leaves_no_folder(tmp_path):
+    sweep_dir = tmp_path / "multi"
+    result = qmc_command("-m", "channel.length_km=-1,5", f"hydra.sweep.dir={sweep_dir}", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.endswith("qmc: error: channel.length_km = -1 is out of range: must be >= 0\n")
+    assert list(tmp_path.iterdir()) == []
+
+
+# ---------------------------------------------------------------------------------------------
+# Help
+# ---------------------------------------------------------------------------------------------
+
+
+def test_help_lists_the_groups_their_options_and_the_common_keys(tmp_path):
+    result = qmc_command("--help", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("qmc: ")
+    assert f"experiment: {', '.join(EXPERIMENTS)}" in lines  # listed by Hydra from conf/
+    assert f"system: {', '.join(SYSTEMS)}" in lines and f"detector: {', '.join(DETECTORS)}" in lines
+    assert any(line.strip().startswith("qmc -m ") for line in lines)
+    assert "README.md" in result.stdout and not list(tmp_path.iterdir())
+    start = next(i for i, line in enumerate(lines) if line.startswith("Common keys"))
+    end = lines.index("", start)
+    keys = [item.split("=")[0] for line in lines[start + 1:end] for item in line.strip().split("  ")[0].split()]
+    assert {"sweep.length_km.values", "optimize.mu", "seed", "plot.dpi", "published", "hydra.run.dir"} <= set(keys)
+    cfg = config()
+    for key in keys:  # every key the help names is in the config
+        if key.startswith(("hydra.", "+")):
+            continue
+        parent, _, leaf = key.rpartition(".")
+        assert leaf in (OmegaConf.select(cfg, parent) if parent else cfg), key
+
+
+# ---------------------------------------------------------------------------------------------
+# Figure title and resolution
+# ---------------------------------------------------------------------------------------------
+
+
+def test_run_title_says_what_distinguishes_the_run():
+    choices = {"experiment": "decoy_bb84_gys", "system": "gys2004", "detector": "snspd", "analysis": "asymptotic"}
+    title = cli.run_title("decoy_bb84_gys", choices, ["detector=snspd", "analysis.f_ec=1.1", "plot.dpi=100",
+                                                      "experiment=decoy_bb84_gys", "+check.n_sessions=0"])
+    assert title == "decoy_bb84_gys · system=gys2004 · detector=snspd · analysis.f_ec=1.1 · check.n_sessions=0"
+    assert cli.run_title("optimize_link", {"system": None}, []) == "optimize_link"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -218,7 +303,7 @@ def test_target_refusal_exits_2_without_traceback(tmp_path):
 
 def test_cli_runs_a_short_sweep_into_hydra_run_dir(tmp_path):
     run_dir = tmp_path / "run"
-    result = qmc_command(*SHORT, f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    result = qmc_command(*SHORT, "plot.dpi=100", f"hydra.run.dir={run_dir}", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert not (tmp_path / "results").exists()  # hydra.run.dir is honoured
 
@@ -244,10 +329,12 @@ def test_cli_runs_a_short_sweep_into_hydra_run_dir(tmp_path):
         assert key in meta
     assert meta["experiment_name"] == "decoy_bb84_gys" and meta["study"] == "key_rate_vs_distance"
     assert "optimize.mu.num=40" in meta["overrides"]
+    assert meta["title"] == "decoy_bb84_gys · system=gys2004 · " + " · ".join(SHORT) and meta["dpi"] == 100
     assert (run_dir / "config.yaml").read_text().count("loss_db_per_km: 0.21") == 1
     for suffix in (".png", ".pdf"):
         path = run_dir / f"key_rate_vs_distance{suffix}"
         assert path.stat().st_size > 1000
+    assert png_dpi(run_dir / "key_rate_vs_distance.png") == 100
     assert not list(run_dir.glob(".*.tmp*"))  # no temporary files left behind
 
     # qmc-plot redraws the figure from the saved rows alone.
@@ -255,6 +342,7 @@ def test_cli_runs_a_short_sweep_into_hydra_run_dir(tmp_path):
         (run_dir / f"key_rate_vs_distance{suffix}").unlink()
     cli.plot_main([str(run_dir)])
     assert (run_dir / "key_rate_vs_distance.png").exists() and (run_dir / "key_rate_vs_distance.pdf").exists()
+    assert png_dpi(run_dir / "key_rate_vs_distance.png") == 100  # metadata's dpi
 
 
 def test_multirun_writes_one_run_folder_per_job(tmp_path):
@@ -264,11 +352,43 @@ def test_multirun_writes_one_run_folder_per_job(tmp_path):
     result = qmc_command("-m", "analysis.f_ec=1.16,1.22", "sweep.length_km.values=[0,10]",
                          "optimize.mu.num=10", f"hydra.sweep.dir={sweep_dir}", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    metas = [read_metadata(sweep_dir / str(i)) for i in range(2)]
+    jobs = ["analysis.f_ec=1.16", "analysis.f_ec=1.22"]  # a job's folder: the overrides it sweeps
+    metas = [read_metadata(sweep_dir / job) for job in jobs]
     assert [m["status"] for m in metas] == ["complete", "complete"]
-    assert {m["overrides"][0] for m in metas} == {"analysis.f_ec=1.16", "analysis.f_ec=1.22"}
-    rates = [read_results(sweep_dir / str(i))[0]["key_rate"] for i in range(2)]
+    assert [m["overrides"][0] for m in metas] == jobs
+    rates = [read_results(sweep_dir / job)[0]["key_rate"] for job in jobs]
     assert rates[0] > rates[1] > 0  # better error correction, more key
+
+
+def test_multirun_job_folders_are_named_by_the_swept_overrides(tmp_path):
+    sweep_dir = tmp_path / "multi"
+    result = qmc_command("-m", "system=gys2004,snspd_zadeh2017", "sweep.length_km.values=[0,50]", "optimize.mu=null",
+                         f"hydra.sweep.dir={sweep_dir}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in sweep_dir.iterdir()) == ["multirun.yaml", "system=gys2004", "system=snspd_zadeh2017"]
+    meta = read_metadata(sweep_dir / "system=snspd_zadeh2017")
+    assert meta["status"] == "complete"
+    title = "decoy_bb84_gys · system=snspd_zadeh2017 · sweep.length_km.values=[0,50] · optimize.mu=null"
+    assert meta["title"] == title
+
+
+def test_job_folder_names(monkeypatch):
+    monkeypatch.setattr(cli, "_SWEPT", {"system", "analysis.f_ec"})
+    assert cli.job_folder(["system=lim2014", "optimize.mu=null", "analysis.f_ec=1.1"], 3) == \
+        "system=lim2014,analysis.f_ec=1.1"
+    assert cli.job_folder(["optimize.mu=null"], 3) == "3"  # sweeps nothing: the job's number
+    assert cli.job_folder(["system=a/b"], 0) == "system=a_b"  # one folder, never a path
+    long = cli.job_folder([f"system={'x' * 300}"], 7)
+    assert long.startswith("7_system=xxx") and len(long) <= 200
+    monkeypatch.setattr(cli, "_SWEPT", None)  # swept keys unknown: every override but Hydra's
+    assert cli.job_folder(["optimize.mu=null", "hydra.verbose=true"], 0) == "optimize.mu=null"
+
+
+def png_dpi(path: Path) -> int:
+    """The resolution a PNG records (its pHYs chunk: pixels per metre)."""
+    data = path.read_bytes()
+    at = data.index(b"pHYs") + 4
+    return round(int.from_bytes(data[at:at + 4], "big") * 0.0254)
 
 
 def test_plot_main_reports_a_missing_run(tmp_path, capsys):
@@ -305,7 +425,9 @@ def test_interrupted_sweep_keeps_its_finished_chunks(tmp_path):
 
 
 @pytest.mark.slow
-def test_ctrl_c_during_a_cli_sweep_keeps_complete_chunks(tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_during_a_cli_sweep_keeps_complete_chunks(tmp_path, signum):
+    # Ctrl-C, and what `timeout`, `kill` and a batch system's time limit send
     run_dir = tmp_path / "run"
     proc = qmc_command("sweep.chunk_size=1", "optimize.mu.num=2000", f"hydra.run.dir={run_dir}",
                        cwd=tmp_path, background=True)
@@ -313,13 +435,15 @@ def test_ctrl_c_during_a_cli_sweep_keeps_complete_chunks(tmp_path):
     deadline = time.time() + 120
     while time.time() < deadline and (not results.exists() or len(results.read_text().splitlines()) < 2):
         time.sleep(0.01)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err
-    assert "Traceback" not in err
+    assert proc.returncode == 128 + signum, err
+    assert "Traceback" not in err and signal.Signals(signum).name in err
     rows = read_results(run_dir)
     assert 0 < len(rows) < 201 * len(ANALYSES) and len(rows) % len(ANALYSES) == 0
-    assert read_metadata(run_dir)["status"] == "interrupted"
+    meta = read_metadata(run_dir)
+    assert meta["status"] == "interrupted" and meta["rows"] == len(rows)
+    assert "interrupted (" in (run_dir / "qmc.log").read_text()
 
 
 def test_afterpulsing_experiment_rows_and_bad_probability():

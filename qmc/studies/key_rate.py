@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import logging
 import math
 from types import SimpleNamespace
 from typing import Any, Callable, Iterator, Mapping, Sequence
@@ -18,7 +19,7 @@ from qmc.link import Link
 from qmc.studies.registry import Chunk, Study, register
 from qmc.studies.settings import Sweep
 from qmc.studies.spec import analyses, optimize_settings, require_exact_engine, setting
-from qmc.sweep import grid, maximize_on_grid, run
+from qmc.sweep import auto_chunk_size, grid, grid_evaluations, maximize_on_grid, run
 from qmc.validation import Range, ValidationError, validate
 
 __all__ = ["key_rate_vs_distance", "KEY_RATE_COLUMNS", "protocol_for"]
@@ -29,6 +30,8 @@ KEY_RATE_COLUMNS = (
 
 # Analyses whose rate does not depend on the signal intensity (no mu is optimized or reported).
 _NO_SIGNAL_INTENSITY = (SinglePhoton, PLOB)
+
+log = logging.getLogger("qmc")
 
 
 def protocol_for(analysis: Any, protocol: Any) -> Any:
@@ -57,7 +60,7 @@ def key_rate_vs_distance(
     analyses: Mapping[str, Any],
     lengths_km: Sequence[float],
     mu_grid: Sequence[float] | None = None,
-    chunk_size: int | None = 50,
+    chunk_size: int | None = None,
 ) -> Iterator[Chunk]:
     """Key rate of each analysis variant versus fiber length, signal intensity optimized.
 
@@ -73,7 +76,8 @@ def key_rate_vs_distance(
         analyses: label -> analysis object (``key_rate(link, protocol) -> KeyRate``).
         lengths_km: fiber lengths in km, shape (n,).
         mu_grid: signal intensities to search, or None to keep the configured one.
-        chunk_size: lengths per compiled call (None: all in one).
+        chunk_size: lengths per compiled call (None: from the work per point and the device,
+            :func:`qmc.sweep.auto_chunk_size`).
 
     Returns:
         An iterator of :class:`Chunk`; rows have the keys of :data:`KEY_RATE_COLUMNS`. ``key_rate``
@@ -146,8 +150,12 @@ def _key_rate_chunks(link, protocols, analyses, labels, lengths, mus, chunk_size
         "mu_grid": jnp.zeros(1) if mus is None else jnp.asarray(mus),
     }
     sweep_grid = grid({"link.channel.length_km": lengths})
-    size = len(lengths) if chunk_size is None else min(int(chunk_size), len(lengths))
+    evaluations = sum(grid_evaluations(len(mus)) if optimized[label] else 1 for label in labels)
+    size = auto_chunk_size(len(lengths), evaluations) if chunk_size is None else min(int(chunk_size), len(lengths))
     total = -(-len(lengths) // size)
+    log.info("key_rate_vs_distance: %s lengths x %d analyses = %s rows (%s analysis evaluations) in %d chunk%s of %s",
+             f"{len(lengths):,}", len(labels), f"{len(lengths) * len(labels):,}", f"{len(lengths) * evaluations:,}",
+             total, "" if total == 1 else "s", f"{size:,}")
     rep_rate_hz = float(getattr(link.source, "rep_rate_hz", math.nan))
     for index, (_, points, out) in enumerate(run(point, tree, sweep_grid, size)):
         rows = []

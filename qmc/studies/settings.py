@@ -8,8 +8,8 @@ files set axes without a ``_target_`` of their own.
 
 Groups: ``sweep`` (:class:`Sweep`), ``optimize`` (:class:`OptimizeSettings`), ``finite``
 (:class:`FiniteSettings`), ``mc`` (:class:`EngineComparisonSettings` for ``decoy_bb84_mc``,
-:class:`SessionSettings` for ``finite_key_mc``), ``check`` (:class:`CheckSettings`) and
-``streams`` (:class:`StreamSettings`).
+:class:`SessionSettings` for ``finite_key_mc``), ``check`` (:class:`CheckSettings`),
+``streams`` (:class:`StreamSettings`) and ``plot`` (:class:`PlotSettings`).
 """
 
 from __future__ import annotations
@@ -28,15 +28,17 @@ from qmc.validation import Check, Range, Rule, ValidationError, whole
 
 __all__ = [
     "Axis", "Sweep", "OptimizeSettings", "FiniteSettings", "EngineComparisonSettings", "SessionSettings",
-    "CheckSettings", "StreamSettings", "axis_values", "SPACINGS", "METHODS", "SOLVERS", "MODELS", "RULES", "ENGINES",
+    "CheckSettings", "StreamSettings", "PlotSettings", "axis_values", "SPACINGS", "METHODS", "SOLVERS", "MODELS",
+    "RULES", "ENGINES", "DPI",
 ]
 
 SPACINGS = ("linear", "geometric")
+DPI = (50, 1200)  # PNG resolutions accepted by PlotSettings: from a thumbnail to print
 RULES = ("until_full", "fixed_pulses")  # session rules of finite_key_mc
 ENGINES = ("exact", "block", "pulse")  # engines compared by decoy_bb84_mc
 
 
-def axis_values(spec: Mapping[str, Any] | Sequence[float], name: str) -> np.ndarray:
+def axis_values(spec: Mapping[str, Any] | Sequence[float], name: str, max_points: int | None = None) -> np.ndarray:
     """Values of one sweep axis from plain settings.
 
     ``spec`` is a list of values, or a mapping: ``values`` when it is not None; else ``start`` and
@@ -44,8 +46,23 @@ def axis_values(spec: Mapping[str, Any] | Sequence[float], name: str) -> np.ndar
     ``num`` is None, steps of ``step`` (linear only).
 
     Raises:
-        ValidationError: malformed or out-of-range settings, named ``name``.
+        ValidationError: malformed or out-of-range settings, or more than ``max_points`` values
+            (checked before any is made), named ``name``.
     """
+    if max_points is not None:
+        size = axis_size(spec, name)
+        if size > max_points:
+            raise ValidationError(f"{name}: {size:,} points is more than sweep.max_points = {int(max_points)} "
+                                  f"(raise sweep.max_points to run it, or take fewer points)")
+    return _axis(spec, name, size_only=False)
+
+
+def axis_size(spec: Mapping[str, Any] | Sequence[float], name: str) -> int:
+    """The number of values of :func:`axis_values` ``(spec, name)``, checked but not made."""
+    return _axis(spec, name, size_only=True)
+
+
+def _axis(spec, name, size_only):
     if isinstance(spec, Mapping) and spec.get("values") is not None:
         spec = spec["values"]
     if not isinstance(spec, Mapping):
@@ -60,6 +77,8 @@ def axis_values(spec: Mapping[str, Any] | Sequence[float], name: str) -> np.ndar
         spacing = spec.get("spacing") or "linear"
         if spacing not in SPACINGS:
             raise ValidationError(f"{name}.spacing = {spacing!r}: must be linear or geometric")
+        if not (math.isfinite(start) and math.isfinite(stop)):
+            raise ValidationError(f"{name}: values must be finite")
         if stop < start:
             raise ValidationError(f"{name}.stop = {stop:g} is out of range: must be >= {name}.start = {start:g}")
         if spec.get("num") is not None:
@@ -68,12 +87,16 @@ def axis_values(spec: Mapping[str, Any] | Sequence[float], name: str) -> np.ndar
                 raise ValidationError(f"{name}.num = {num} is out of range: must be >= 1")
             if spacing == "geometric" and start <= 0:
                 raise ValidationError(f"{name}.start = {start:g} is out of range: must be > 0 for geometric spacing")
+            if size_only:
+                return num
             values = np.geomspace(start, stop, num) if spacing == "geometric" else np.linspace(start, stop, num)
         elif spec.get("step") is not None and spacing == "linear":
             step = float(spec["step"])
             if not step > 0:
                 raise ValidationError(f"{name}.step = {step:g} is out of range: must be > 0")
             count = int(math.floor((stop - start) / step + 1e-9)) + 1
+            if size_only:
+                return count
             values = start + step * np.arange(count)
         else:
             raise ValidationError(f"{name}: give num (or step, for linear spacing)")
@@ -81,7 +104,7 @@ def axis_values(spec: Mapping[str, Any] | Sequence[float], name: str) -> np.ndar
         raise ValidationError(f"{name}: needs at least one value")
     if not np.all(np.isfinite(values)):
         raise ValidationError(f"{name}: values must be finite")
-    return values
+    return values.size if size_only else values
 
 
 def _one_of(field: str, allowed: Sequence[str]) -> Rule:
@@ -124,16 +147,20 @@ class Axis:
     def checks(self):
         def problem(axis, prefix):
             try:
-                axis.grid(prefix[:-1] if prefix.endswith(".") else prefix or "axis")
+                axis.size(prefix[:-1] if prefix.endswith(".") else prefix or "axis")
             except ValidationError as err:
                 return str(err)
             return None
 
         return [Check(problem)]
 
-    def grid(self, name: str = "axis") -> np.ndarray:
+    def size(self, name: str = "axis") -> int:
+        """The number of values of the axis (checked, not made: :func:`axis_size`)."""
+        return axis_size(dataclasses.asdict(self), name)
+
+    def grid(self, name: str = "axis", max_points: int | None = None) -> np.ndarray:
         """The values of the axis (:func:`axis_values`); errors are named ``name``."""
-        return axis_values(dataclasses.asdict(self), name)
+        return axis_values(dataclasses.asdict(self), name, max_points)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,28 +169,31 @@ class Sweep:
 
     Attributes:
         length_km, block_size, p_afterpulse: :class:`Axis` (or None where a study does not sweep it).
-        chunk_size: grid points per compiled call of the key-rate sweep; results.csv grows chunk by
-            chunk.
+        chunk_size: grid points per compiled call of the key-rate sweep (None: chosen from the
+            work per point and the device, :func:`qmc.sweep.auto_chunk_size`); results.csv grows
+            chunk by chunk.
+        max_points: the most points an axis may have; a larger sweep is refused before it starts.
     """
 
     length_km: Any = None
     block_size: Any = None
     p_afterpulse: Any = None
-    chunk_size: int | None = 50
+    chunk_size: int | None = None
+    max_points: int = 10_000_000
 
     def __post_init__(self) -> None:
         for f in ("length_km", "block_size", "p_afterpulse"):
             object.__setattr__(self, f, _axis_or_none(getattr(self, f)))
 
     def checks(self):
-        return [whole("chunk_size", 1, allow_none=True)]
+        return [whole("chunk_size", 1, allow_none=True), whole("max_points", 1)]
 
     def axis(self, name: str) -> np.ndarray:
         """The values of axis ``name``; a clear error if the config does not give it."""
         value = getattr(self, name, None)
         if value is None:
             raise ValidationError(f"sweep.{name}: missing (give values, or start, stop and num or step)")
-        return value.grid(f"sweep.{name}")
+        return value.grid(f"sweep.{name}", int(self.max_points))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -314,3 +344,20 @@ class StreamSettings:
         return [whole("n_streams", 4), Rule("n_streams", lambda s, xp: xp.asarray(float(s.n_streams) % 4 == 0),
                                             "must be a positive multiple of 4"),
                 whole("n_gates", 2), whole("burn_in_gates", 0)]
+
+
+@dataclasses.dataclass(frozen=True)
+class PlotSettings:
+    """The run's figure: ``dpi``, the resolution of the PNG (a whole number in [50, 1200]; the PDF
+    is vector graphics)."""
+
+    dpi: int = 300
+
+    def checks(self):
+        def problem(settings, prefix):
+            value, (lo, hi) = settings.dpi, DPI
+            ok = (isinstance(value, (int, float)) and not isinstance(value, bool) and lo <= value <= hi
+                  and float(value).is_integer())
+            return None if ok else f"{prefix}dpi = {value!r} is out of range: must be a whole number in [{lo}, {hi}]"
+
+        return [Check(problem)]
