@@ -265,7 +265,7 @@ def test_run_title_says_what_distinguishes_the_run():
 # The `_target_` guard
 # ---------------------------------------------------------------------------------------------
 
-REFUSED = ["os.system", "builtins.eval", "subprocess.run", "qmc.cli.os.system", "qmc.detectors.threshold.math.sqrt",
+REFUSED = ["os.system", "builtins.eval", "subprocess.run", "qmc.cli.command.os.system", "qmc.detectors.threshold.math.sqrt",
            "qmc.results.write_text", "qmc.cli.main", "qmc.sweep.jax.jit"]
 
 
@@ -373,14 +373,14 @@ def test_multirun_job_folders_are_named_by_the_swept_overrides(tmp_path):
 
 
 def test_job_folder_names(monkeypatch):
-    monkeypatch.setattr(cli, "_SWEPT", {"system", "analysis.f_ec"})
+    monkeypatch.setattr(cli.folders, "_SWEPT", {"system", "analysis.f_ec"})
     assert cli.job_folder(["system=lim2014", "optimize.mu=null", "analysis.f_ec=1.1"], 3) == \
         "system=lim2014,analysis.f_ec=1.1"
     assert cli.job_folder(["optimize.mu=null"], 3) == "3"  # sweeps nothing: the job's number
     assert cli.job_folder(["system=a/b"], 0) == "system=a_b"  # one folder, never a path
     long = cli.job_folder([f"system={'x' * 300}"], 7)
     assert long.startswith("7_system=xxx") and len(long) <= 200
-    monkeypatch.setattr(cli, "_SWEPT", None)  # swept keys unknown: every override but Hydra's
+    monkeypatch.setattr(cli.folders, "_SWEPT", None)  # swept keys unknown: every override but Hydra's
     assert cli.job_folder(["optimize.mu=null", "hydra.verbose=true"], 0) == "optimize.mu=null"
 
 

@@ -10,15 +10,8 @@ through :func:`qmc.studies.execute`, with a figure titled by :func:`run_title` a
 A ``+key=value`` override may only add a top-level key that some part of qmc reads
 (:func:`known_keys`); any other is refused like a bad value (:func:`check_overrides`).
 
-A refused run leaves no folder: Hydra creates the run folder (``.hydra/`` and an empty
-``qmc.log``) before the command sees the config, so a refusal removes it again, and the parent
-folders that the same command created, when they hold nothing else. Nothing that existed before
-the command is removed: :class:`RunFolders` notes at its start which folders exist and what they
-hold, so a ``hydra.run.dir`` given by the user keeps what it held (only Hydra's new ``.hydra/``
-and ``qmc.log`` go), and so do a multirun's earlier jobs. The error goes to stderr only.
-
-A multirun names each job's folder by the overrides it sweeps (``system=snspd_zadeh2017``;
-:func:`job_folder`), or by its number when it sweeps nothing.
+A refused run leaves no folder, and a multirun names each job's folder by the overrides it sweeps
+(``system=snspd_zadeh2017``): :mod:`qmc.cli.folders`.
 
 Examples:
     qmc                                   # the default study (decoy_bb84_gys)
@@ -38,7 +31,6 @@ import importlib
 import logging
 import os
 import re
-import shutil
 import signal
 import sys
 from collections.abc import Iterable
@@ -47,14 +39,13 @@ from typing import Any, NoReturn
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import InstantiationException
-from hydra.experimental.callback import Callback
-from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from qmc._paths import conf_dir
+from qmc.cli import folders
+from qmc.cli.folders import RunFolders, job_folder, parse_overrides
 
 __all__ = ["main", "plot_main", "compose", "prepare", "build", "check_targets", "check_overrides", "known_keys",
            "run_title", "job_folder", "RunFolders", "ConfigError", "COMPONENT_PACKAGES", "CONF_DIR"]
@@ -86,10 +77,6 @@ def _fail(message: str, prog: str = "qmc") -> NoReturn:
 # ---------------------------------------------------------------------------------------------
 # Overrides: `+key` only for keys qmc reads
 # ---------------------------------------------------------------------------------------------
-
-
-def _parse(overrides: Iterable[str]) -> list:
-    return OverridesParser.create().parse_overrides(list(overrides))
 
 
 def _top(key: str) -> str:
@@ -125,7 +112,7 @@ def check_overrides(overrides: Iterable[str]) -> None:
     """Raise :class:`ConfigError` for a ``+key=value`` (or ``++key=value``) that adds a top-level
     key no part of qmc reads (:func:`known_keys`): without this, a misspelt key would be added and
     ignored. Overrides of ``hydra.*`` are Hydra's own."""
-    for override in _parse(overrides):
+    for override in parse_overrides(overrides):
         top = _top(override.key_or_group)
         if (override.is_add() or override.is_force_add()) and top != "hydra" and top not in known_keys():
             prefix = "++" if override.is_force_add() else "+"
@@ -325,111 +312,14 @@ def _compilation_cache() -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Run folders: names of multirun jobs, no folder left by a refused run
+# Refusals
 # ---------------------------------------------------------------------------------------------
-
-# An output folder of this command (run folder, or a multirun's folder) -> (the topmost folder
-# the command creates for it, or None when it exists already; the names it held before).
-_BEFORE: dict[str, tuple[Path | None, frozenset[str]]] = {}
-_SWEPT: set[str] | None = None  # the keys the current multirun sweeps (None: not known)
-
-
-def _note_before(folder: Any) -> None:
-    path = Path(os.path.abspath(str(folder)))
-    top, missing = None, path
-    while not missing.exists() and missing != missing.parent:
-        top, missing = missing, missing.parent
-    names = frozenset(os.listdir(path)) if top is None and path.is_dir() else frozenset()
-    _BEFORE[str(path)] = (top, names)
-
-
-class RunFolders(Callback):
-    """Hydra callback (``hydra.callbacks`` in ``conf/config.yaml``): before Hydra creates the run
-    (or multirun) folder, notes which folders exist and what they hold, so that a refused run
-    removes only what this command created; for a multirun, notes which keys the command sweeps
-    (:func:`job_folder`)."""
-
-    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        _note_before(config.hydra.run.dir)
-
-    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        global _SWEPT
-        _note_before(config.hydra.sweep.dir)
-        _SWEPT = {o.key_or_group for o in _parse(config.hydra.overrides.task) if o.is_sweep_override()}
-        _SWEPT |= {str(k) for k in OmegaConf.select(config, "hydra.sweeper.params", default=None) or {}}
-
-
-def job_folder(overrides: Iterable[str], num: Any) -> str:
-    """The folder name of multirun job ``num``: its overrides of the keys the command sweeps
-    (``system=snspd_zadeh2017``, joined by ``,``; all its overrides when the swept keys are not
-    known, as in a job that a cluster launcher starts in another process), or its number when
-    there are none. Names too long for a file system get the number in front, so that they stay
-    unique; ``/`` becomes ``_``."""
-    items = [f"{o.key_or_group}={o.get_value_element_as_str()}" for o in _parse(overrides)
-             if not o.is_hydra_override() and (_SWEPT is None or o.key_or_group in _SWEPT)]
-    name = ",".join(items).replace("/", "_").replace(os.sep, "_")
-    if name in ("", ".", ".."):
-        return str(num)
-    return name if len(name.encode()) <= 200 else f"{num}_{name.encode()[:180].decode(errors='ignore')}"
-
-
-OmegaConf.register_new_resolver("qmc.job_folder", job_folder, replace=True)
-
-
-def _prune(folder: Path, top: Path) -> None:
-    """Remove ``folder`` and its parents up to ``top`` (included) while they are empty."""
-    while (folder == top or top in folder.parents) and folder.is_dir() and not any(folder.iterdir()):
-        folder.rmdir()
-        folder = folder.parent
-
-
-def _remove_refused_run(hydra_cfg: Any) -> None:
-    """Remove what Hydra wrote for a refused run (``.hydra/`` and the log), where this command
-    created it, then the folders it created that are left empty; a multirun's ``multirun.yaml``
-    too when no job of this command left anything. Nothing that was there before is touched, and
-    nothing at all when the run folder holds anything else."""
-    run_dir = Path(hydra_cfg.runtime.output_dir)
-    multirun = hydra_cfg.mode == RunMode.MULTIRUN
-    base = Path(os.path.abspath(str(hydra_cfg.sweep.dir if multirun else run_dir)))
-    if str(base) not in _BEFORE or not run_dir.is_dir():
-        return
-    top, before = _BEFORE[str(base)]
-    if multirun:
-        if top is None and run_dir.name in before:
-            return  # the job's folder was there before: what it held is unknown
-        job_before = frozenset()
-    else:
-        job_before = before
-    hydra_files = {"config.yaml", "hydra.yaml", "overrides.yaml"}
-    log_name = f"{hydra_cfg.job.name}.log"
-    new = [entry for entry in run_dir.iterdir() if entry.name not in job_before]
-    for entry in new:
-        if entry.name == hydra_cfg.output_subdir and entry.is_dir():
-            if {p.name for p in entry.iterdir()} <= hydra_files:
-                continue
-        elif entry.name == log_name and entry.is_file():
-            continue
-        return  # something else is there: leave the folder as it is
-    root = logging.getLogger()
-    for handler in list(root.handlers):  # Hydra's handler of qmc.log, open in the run folder
-        if isinstance(handler, logging.FileHandler) and Path(handler.baseFilename).parent == run_dir:
-            root.removeHandler(handler)
-            handler.close()
-    for entry in new:
-        shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
-    if multirun:
-        _prune(run_dir, run_dir)
-        names = {p.name for p in base.iterdir()}
-        if "multirun.yaml" not in before and names - before == {"multirun.yaml"}:
-            (base / "multirun.yaml").unlink()
-    if top is not None:
-        _prune(base, top)
 
 
 def _refuse(message: str) -> NoReturn:
     """A refusal inside a Hydra run: no folder left behind, one line on stderr, exit status 2."""
     try:
-        _remove_refused_run(HydraConfig.get())
+        folders.remove_refused_run(HydraConfig.get())
     except OSError as err:  # the error below matters more than a folder left behind
         log.debug("refused run folder kept: %s", err)
     _fail(message)
@@ -448,7 +338,7 @@ def run_title(experiment_name: str, choices: Any, overrides: Iterable[str]) -> s
     parts = [str(experiment_name)]
     if choices.get("system"):
         parts.append(f"system={choices['system']}")
-    for o in _parse(overrides):
+    for o in parse_overrides(overrides):
         key = o.key_or_group
         if o.is_hydra_override() or o.is_delete() or _top(key) in ("plot", "experiment", "experiment_name", "system"):
             continue
@@ -552,11 +442,3 @@ def plot_main(argv: list[str] | None = None) -> None:
     png, pdf = save(fig, args.output or args.run_dir / study.figure_name, dpi=int(meta.get("dpi") or 300))
     print(png)
     print(pdf)
-
-
-if __name__ == "__main__":
-    # `python -m qmc.cli`: run the module `qmc.cli`, whose state the Hydra callback qmc.cli.RunFolders
-    # shares (this file, run as __main__, is a second copy of it).
-    from qmc.cli import main as _main
-
-    _main()
