@@ -8,18 +8,20 @@ from typing import Any, Iterable, Mapping
 import matplotlib as mpl
 import numpy as np
 
+from qmc.plots.labels import analysis_name
 from qmc.plots.published import overlay
-from qmc.plots.style import RC_PARAMS
+from qmc.plots.style import RC_PARAMS, draw_title, legend_right, new_figure
 
 __all__ = ["key_rate_vs_distance", "LABELS"]
 
-# Legend text and line style per analysis label; unknown labels are drawn with their own name.
+# Legend text and line style per analysis label; unknown labels are drawn with their readable name
+# (:func:`qmc.plots.labels.analysis_name`) in the next default colour.
 LABELS = {
-    "plob": ("PLOB bound (repeaterless)", dict(color="0.35", ls="--", lw=1.1)),
-    "single_photon": ("Ideal single-photon source", dict(color="tab:purple", ls="-.")),
-    "infinite_decoy": ("Infinite decoy states", dict(color="tab:blue", ls="-")),
-    "vacuum_weak": ("Vacuum + weak decoy", dict(color="tab:orange", ls="--")),
-    "no_decoy": ("No decoy (GLLP)", dict(color="tab:green", ls=":", lw=1.8)),
+    "plob": (analysis_name("plob"), dict(color="0.35", ls="--", lw=1.1)),
+    "single_photon": (analysis_name("single_photon"), dict(color="tab:purple", ls="-.")),
+    "infinite_decoy": (analysis_name("infinite_decoy"), dict(color="tab:blue", ls="-")),
+    "vacuum_weak": (analysis_name("vacuum_weak"), dict(color="tab:orange", ls="--")),
+    "no_decoy": (analysis_name("no_decoy"), dict(color="tab:green", ls=":", lw=1.8)),
 }
 
 
@@ -42,12 +44,13 @@ def key_rate_vs_distance(rows: Iterable[Mapping[str, Any]], ax=None, title: str 
     """Log plot of secret key rate (bits per pulse) versus fiber length, one line per analysis.
 
     Points where the rate is 0 or infinite (PLOB at 0 km) are left off: a log axis cannot show
-    them, and the curves end where the key does.
+    them, and the curves end where the key does. The legend stands to the right of the axes, where
+    it covers no curve.
 
     Args:
         rows: rows with ``length_km``, ``analysis`` and ``key_rate`` (e.g. :func:`qmc.results.read_results`).
-        ax: axes to draw on (None: a new figure).
-        title: optional axes title.
+        ax: axes to draw on (None: a new figure, 6.8 x 3.6 in, the legend beside the axes).
+        title: optional run title (wrapped, small), above the axes.
         published: published points to overlay (:func:`qmc.gallery.published_points`): maximum
             distances as triangles on the axis, key rates as open circles, in the analysis' color.
 
@@ -56,10 +59,9 @@ def key_rate_vs_distance(rows: Iterable[Mapping[str, Any]], ax=None, title: str 
     """
     series = _series(rows)
     with mpl.rc_context(RC_PARAMS):
-        if ax is None:
-            import matplotlib.pyplot as plt
-
-            fig, ax = plt.subplots()
+        own = ax is None
+        if own:
+            fig, ax = new_figure(size_in=(6.8, 3.6))
         else:
             fig = ax.figure
         order = [k for k in LABELS if k in series] + sorted(k for k in series if k not in LABELS)
@@ -69,12 +71,12 @@ def key_rate_vs_distance(rows: Iterable[Mapping[str, Any]], ax=None, title: str 
             keep = np.isfinite(y) & (y > 0)
             if not keep.any():
                 continue
-            text, kwargs = LABELS.get(label, (label, {}))
+            text, kwargs = LABELS.get(label, (analysis_name(label), {}))
             ax.semilogy(x[keep], y[keep], label=text, **kwargs)
             if label != "plob":
                 shown.append(y[keep])
         ax.set_xlabel("Fiber length (km)")
-        ax.set_ylabel("Secret key rate (bits per pulse)")
+        ax.set_ylabel(r"Secret key rate $R$ (bits per pulse)")
         all_x = np.concatenate([s[0] for s in series.values()]) if series else np.zeros(1)
         ax.set_xlim(float(all_x.min()), float(all_x.max()) if all_x.max() > all_x.min() else float(all_x.min()) + 1)
         if shown:
@@ -82,10 +84,8 @@ def key_rate_vs_distance(rows: Iterable[Mapping[str, Any]], ax=None, title: str 
             low = 10.0 ** math.floor(math.log10(values.min()))
             high = 10.0 ** math.ceil(math.log10(values.max()) + 1)  # a decade of room for PLOB
             ax.set_ylim(low, high)
-        if title:
-            ax.set_title(title)
         overlay(ax, published, "key_rate", lambda label: LABELS.get(label, ("", {}))[1].get("color", "k"))
         if shown or "plob" in series:
-            # Frameless, but opaque: the PLOB line passes behind the legend's corner.
-            ax.legend(loc="upper right", frameon=True, facecolor="white", edgecolor="none", framealpha=1.0)
+            legend_right(ax)
+        draw_title(fig, title, None if own else ax)
     return fig

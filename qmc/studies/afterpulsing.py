@@ -2,9 +2,10 @@
 
 :func:`afterpulse_comparison_rows` gives, for each afterpulse probability and intensity, the
 matched-basis gain and QBER of the approximation (:func:`qmc.engines.exact.correlated_approximation`)
-and of the stream engine (with stderr by batch means over the independent streams). Every row has
-``model_rate = True`` where the detectors have memory: the security proofs behind the analyses
-assume neither afterpulsing nor dead time, so rates from such rows are model rates.
+and of the stream engine (with stderr by batch means over the independent streams), and the
+simulated counts behind them (``n_sent`` gates of the class, ``n_detected`` of them with a click).
+Every row has ``model_rate = True`` where the detectors have memory: the security proofs behind
+the analyses assume neither afterpulsing nor dead time, so rates from such rows are model rates.
 Figure: :func:`qmc.plots.correlated.approximation_vs_simulation`.
 
 ``qmc experiment=afterpulsing`` runs it as the study ``afterpulsing``: one chunk per afterpulse
@@ -31,45 +32,81 @@ __all__ = ["afterpulse_comparison_rows", "AFTERPULSING_COLUMNS"]
 AFTERPULSING_COLUMNS = (
     "length_km", "p_afterpulse", "afterpulse_decay_gates", "dead_time_gates", "dead_time_mode", "k", "mu",
     "gain_approx", "gain_sim", "gain_sim_stderr", "gain_ratio_sim_over_approx", "qber_approx", "qber_sim",
-    "qber_sim_stderr", "n_streams", "n_gates", "burn_in_gates", "model_rate",
+    "qber_sim_stderr", "n_sent", "n_detected", "n_streams", "n_gates", "burn_in_gates", "model_rate",
 )
 
+# Streams sampled per call of the stream engine: the cells of a call, (n_gates, streams) int32,
+# are held in memory at once (2048 streams x 8192 gates: 64 MiB).
+_STREAMS_PER_CALL = 2048
+# Gates per slice when counting cells per stream (bounds the int64 index array).
+_GATES_PER_SLICE = 1024
 
-def _stats(cells, k, basis):
-    """Gain and QBER of intensity k, matched basis, with batch-means stderr over streams."""
-    cls, out = cells // 4, cells % 4
-    kk, a, b, x = cls // 8, (cls // 4) % 2, (cls // 2) % 2, cls % 2
-    sel = (kk == k) & (a == basis) & (b == basis)
-    det = sel & (out != 0)
-    wrong = np.where(x == 0, out == 2, out == 1)
-    err = (sel & wrong) + 0.5 * (sel & (out == 3))
-    n, d, e = sel.sum(0), det.sum(0), err.sum(0)
-    gain = d.sum() / n.sum()
-    qber = e.sum() / max(d.sum(), 1)
-    s = cells.shape[1]
-    se_gain = math.sqrt(np.var(d - gain * n, ddof=1) * s) / n.sum()
-    se_qber = math.sqrt(np.var(e - qber * d, ddof=1) * s) / max(d.sum(), 1)
-    return gain, se_gain, qber, se_qber
+
+def _group_size(n_streams: int) -> int:
+    """Streams per engine call: the largest multiple of 4 that divides ``n_streams`` and is at
+    most :data:`_STREAMS_PER_CALL` (every call has the same shape, so it compiles once)."""
+    if n_streams <= _STREAMS_PER_CALL:
+        return n_streams
+    return max(g for g in range(4, _STREAMS_PER_CALL + 1, 4) if n_streams % g == 0)
+
+
+def _stream_counts(key, link, protocol, n_gates, n_streams, burn_in_gates):
+    """Tallied cells per stream: int64 (n_streams, n_cells), cell = class * 4 + outcome (see
+    :func:`qmc.engines.streams.sample_cells`). Streams are sampled in groups (independent keys
+    ``fold_in(key, group)`` when there is more than one group), so memory is set by the group."""
+    n_cells = 4 * 8 * len(np.asarray(protocol.intensities))
+    group = _group_size(n_streams)
+    n_groups = n_streams // group
+    out = []
+    for j in range(n_groups):
+        cells = np.asarray(sample_cells(key if n_groups == 1 else jax.random.fold_in(key, j), link, protocol,
+                                        n_gates=n_gates, n_streams=group, burn_in_gates=burn_in_gates))
+        offset = n_cells * np.arange(group, dtype=np.int64)[None, :]
+        counts = np.zeros(group * n_cells, np.int64)
+        for start in range(0, n_gates, _GATES_PER_SLICE):
+            counts += np.bincount((cells[start:start + _GATES_PER_SLICE] + offset).ravel(), minlength=group * n_cells)
+        out.append(counts.reshape(group, n_cells))
+    return np.concatenate(out)
+
+
+def _stats(counts, k, basis):
+    """Gain and QBER of intensity k, matched basis, with batch-means stderr over streams, and the
+    class's gates and detections. QBER and its stderr are None without a detection."""
+    c = counts.reshape(counts.shape[0], -1, 2, 2, 2, 4)[:, k, basis, basis]  # (streams, x, outcome)
+    n = c.sum(axis=(1, 2))
+    d = n - c[:, :, 0].sum(axis=1)
+    # outcome 1: detector 0 only (bit 0), 2: detector 1 only, 3: both (a random bit, half wrong)
+    e = c[:, 0, 2] + c[:, 1, 1] + 0.5 * c[:, :, 3].sum(axis=1)
+    n_sent, n_det = int(n.sum()), int(d.sum())
+    s = counts.shape[0]
+    gain = n_det / n_sent
+    se_gain = math.sqrt(np.var(d - gain * n, ddof=1) * s) / n_sent
+    if n_det == 0:
+        return gain, se_gain, None, None, n_sent, n_det
+    qber = e.sum() / n_det
+    se_qber = math.sqrt(np.var(e - qber * d, ddof=1) * s) / n_det
+    return gain, se_gain, qber, se_qber, n_sent, n_det
 
 
 def afterpulse_comparison_rows(key, link, protocol, p_afterpulse_values, n_gates=2048, n_streams=2048,
                                burn_in_gates=512):
     """Rows (dicts): p_afterpulse, intensity index k, mu, gain/qber approximation and simulation
-    (Z basis), their stderr, model_rate. Uses ``link.detector``'s decay and dead time."""
+    (Z basis), their stderr, the class's simulated gates and detections (n_sent, n_detected),
+    model_rate. Uses ``link.detector``'s decay and dead time."""
     rows = []
     for p_ap in p_afterpulse_values:
         det = dataclasses.replace(link.detector, p_afterpulse=float(p_ap))
         lk = dataclasses.replace(link, detector=det)
         obs = exact.observations(lk, protocol)
-        cells = np.asarray(sample_cells(key, lk, protocol, n_gates=n_gates, n_streams=n_streams,
-                                        burn_in_gates=burn_in_gates))
+        counts = _stream_counts(key, lk, protocol, n_gates, n_streams, burn_in_gates)
         for k, mu in enumerate(np.asarray(protocol.intensities)):
-            g, se_g, q, se_q = _stats(cells, k, 0)
+            g, se_g, q, se_q, n_sent, n_det = _stats(counts, k, 0)
             rows.append(dict(
                 p_afterpulse=float(p_ap), k=k, mu=float(mu),
                 gain_approx=float(obs.gain[k, 0]), qber_approx=float(obs.qber[k, 0]),
-                gain_sim=float(g), gain_sim_stderr=float(se_g), qber_sim=float(q), qber_sim_stderr=float(se_q),
-                model_rate=det.has_memory(),
+                gain_sim=float(g), gain_sim_stderr=float(se_g),
+                qber_sim=None if q is None else float(q), qber_sim_stderr=None if se_q is None else float(se_q),
+                n_sent=n_sent, n_detected=n_det, model_rate=det.has_memory(),
             ))
     return rows
 
