@@ -5,7 +5,7 @@ tiny). Monte Carlo kernels choose their own explicit dtypes.
 
 The names a user needs are here: the components (``Link``, ``Fiber``, ``ThresholdDetectors``,
 ``WeakCoherentSource``, ``DecoyBB84``), the analyses (``InfiniteDecoy``, ``VacuumWeak``,
-``FiniteLim2014``, ``FiniteRusca2018``, ``PLOB``, ...), the engines (``ExactEngine``,
+``FiniteLim2014``, ``FiniteRusca2018``, ``PLOB``, ``TGW``, ...), the engines (``ExactEngine``,
 ``BlockEngine``, ``PulseEngine``, ``StreamEngine``), the optimizer (``maximize``,
 ``maximize_sweep``, the module ``optimize``), the studies (``studies``), published systems
 (``presets``) and validation (``validate``, ``ValidationError``).
@@ -18,7 +18,7 @@ jax.config.update("jax_enable_x64", True)
 from qmc import analysis, channels, detectors, engines, optimize, presets, protocols, sources, studies  # noqa: E402
 from qmc import sweep  # noqa: E402
 from qmc.analysis import (  # noqa: E402
-    ANALYSES, PLOB, AsymptoticOneDecoy, AsymptoticTwoDecoy, FiniteKeyRate, FiniteLim2014, FiniteRusca2018,
+    ANALYSES, PLOB, TGW, AsymptoticOneDecoy, AsymptoticTwoDecoy, FiniteKeyRate, FiniteLim2014, FiniteRusca2018,
     InfiniteDecoy, KeyRate, NoDecoy, SinglePhoton, VacuumWeak,
 )
 from qmc.channels import Attenuator, Fiber, Series  # noqa: E402
@@ -36,7 +36,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "analysis", "channels", "detectors", "engines", "optimize", "presets", "protocols", "sources", "studies",
-    "sweep", "ANALYSES", "PLOB", "InfiniteDecoy", "VacuumWeak", "NoDecoy", "SinglePhoton", "FiniteLim2014",
+    "sweep", "ANALYSES", "PLOB", "TGW", "InfiniteDecoy", "VacuumWeak", "NoDecoy", "SinglePhoton", "FiniteLim2014",
     "FiniteRusca2018", "AsymptoticTwoDecoy", "AsymptoticOneDecoy", "KeyRate", "FiniteKeyRate", "Observations",
     "ExactEngine", "BlockEngine", "PulseEngine", "StreamEngine", "Tally", "SiftedTally", "maximize",
     "maximize_sweep", "Attenuator", "Fiber", "Series", "ThresholdDetectors", "Link", "DecoyBB84", "FockSource",

@@ -169,10 +169,14 @@ def maximize_on_grid(
     tree: Any,
     path: str,
     values: Any,
-    score: Callable[[Any], Any] = lambda out: out.rate,
+    score: Callable[[Any], Any] | None = None,
     exhaustive: bool = False,
 ) -> tuple[Any, Any]:
     """Maximize ``score(fn(tree))`` over ``values`` of the leaf at ``path`` (traceable, vmapped).
+
+    ``score`` ranks the outputs (default: :func:`qmc.analysis.keyrate.score`, a key rate whose
+    zero rates are graded by how far they are from a key; a flat score, such as the rate alone,
+    needs ``exhaustive``).
 
     Coarse to fine unless ``exhaustive``: about sqrt(2 n) evenly spaced values of the grid, then
     every value between the best one's two coarse neighbours (about 2 sqrt(2 n) evaluations in
@@ -184,6 +188,8 @@ def maximize_on_grid(
     Returns:
         ``(best_output, best_value)``; ties go to the first value (of the window, coarse to fine).
     """
+    if score is None:
+        from qmc.analysis.keyrate import score  # the key rate's ranking (sweep stays below analysis)
     values = jnp.asarray(values)
     n = values.shape[0]
 

@@ -2,12 +2,14 @@
 
     python scripts/doc_tables.py            # run the studies, rewrite the tables in place
     python scripts/doc_tables.py --check    # run them, exit 1 with a diff where a table drifted
-    python scripts/doc_tables.py --times    # also time every experiment (fresh processes, cache
-                                            # off) and rewrite the README's time column
+    python scripts/doc_tables.py --experiments  # also run every experiment (a fresh process
+                                            # each, cache off): the README's time column and the
+                                            # gallery's figures (experiments/<paper>/figure.png)
 
 A table sits between ``<!-- table: NAME -->`` and ``<!-- /table -->`` in a Markdown file; NAME is
 a key of :data:`TABLES`: the command's overrides and how its rows are written. The README's time
-column is measured, not checked (machines differ); ``--times`` rewrites it.
+column is measured, not checked (machines differ); ``--experiments`` rewrites it and copies each
+reproduced paper's figure from its experiment's run (:data:`GALLERY`).
 """
 
 from __future__ import annotations
@@ -91,9 +93,19 @@ def _replace(text: str, name: str, table: str) -> str:
     return pattern.sub(lambda m: m.group(1) + table + m.group(3), text)
 
 
-def _times() -> None:
-    """Time every experiment of the README's table (a fresh process each, cache off) and write
-    "~N s" into its time column."""
+GALLERY = {  # experiment -> its folder in experiments/ (the figure.png there is the run's figure)
+    "decoy_bb84_gys": "lo_ma_chen_2005", "finite_lim2014": "lim2014", "one_vs_two_decoy": "rusca2018",
+    "decoy_bb84_snspd": "snspd_zadeh2017",
+}
+
+
+def _experiments() -> None:
+    """Run every experiment of the README's table (a fresh process each, cache off): write "~N s"
+    into its time column, and copy the gallery's figures."""
+    import shutil
+
+    from qmc.results import read_metadata
+
     readme = ROOT / "README.md"
     text = readme.read_text(encoding="utf-8")
     for name in re.findall(r"^\| `(\w+)`(?: \(default\))? \|", text, re.M):
@@ -102,6 +114,9 @@ def _times() -> None:
             subprocess.run(["qmc", f"experiment={name}", f"hydra.run.dir={run_dir}"], check=True,
                            env={**os.environ, "QMC_CACHE_DIR": ""}, capture_output=True)
             seconds = time.perf_counter() - start
+            if name in GALLERY:
+                png = [f for f in read_metadata(run_dir)["figures"] if f.endswith(".png")][0]
+                shutil.copyfile(Path(run_dir) / png, ROOT / "experiments" / GALLERY[name] / "figure.png")
         shown = f"~{5 * math.ceil(seconds / 5)} s"
         text = re.sub(rf"^(\| `{name}`(?: \(default\))? \|.*\| )~\d+ s \|$", lambda m: m.group(1) + shown + " |",
                       text, flags=re.M)
@@ -112,7 +127,8 @@ def _times() -> None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="compare, do not write; exit 1 on a difference")
-    parser.add_argument("--times", action="store_true", help="also time the experiments for the README")
+    parser.add_argument("--experiments", action="store_true",
+                        help="also run the experiments: the README's times and the gallery's figures")
     parser.add_argument("names", nargs="*", help=f"tables to make (default: all of {', '.join(TABLES)})")
     args = parser.parse_args(argv)
     drifted = 0
@@ -128,8 +144,8 @@ def main(argv=None) -> int:
         else:
             path.write_text(new, encoding="utf-8")
             print(f"{name}: {path.relative_to(ROOT)} rewritten")
-    if args.times and not args.check:
-        _times()
+    if args.experiments and not args.check:
+        _experiments()
     return 1 if drifted else 0
 
 

@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import qmc
+from qmc import presets
 from qmc.analysis import h2, plob_bound, reason_text
 from qmc.engines import exact
 
@@ -295,7 +296,7 @@ def _check_rates(name, out, transmittance):
     rate = np.asarray(out.rate)
     assert not np.any(np.isnan(rate)), name
     assert np.all(rate >= 0.0), name
-    if name == "plob":
+    if name in ("plob", "tgw"):  # bounds: infinite at transmittance 1
         assert np.all(np.isfinite(rate) | (np.asarray(transmittance) == 1.0))
     else:
         assert np.all(np.isfinite(rate)), name
@@ -376,3 +377,29 @@ def test_plob_is_above_every_key_rate():
         assert out["infinite_decoy"] > 0
         for name, rate in out.items():
             assert rate <= out["plob"], (length_km, name, rate, out["plob"])
+
+
+def test_tgw_bound_values_and_limits():
+    # Takeoka, Guha, Wilde (2014): log2((1 + eta) / (1 - eta)); 2 eta / ln 2 as eta -> 0, twice PLOB's
+    # slope there; above PLOB everywhere; infinite at eta = 1.
+    from qmc.analysis import plob_bound, tgw_bound
+
+    for eta in (0.5, 0.1, 0.9):
+        assert float(tgw_bound(eta)) == pytest.approx(math.log2((1 + eta) / (1 - eta)), rel=1e-13)
+    for eta in (1e-4, 1e-8, 1e-12):
+        assert float(tgw_bound(eta)) == pytest.approx(2 * eta / math.log(2), rel=max(eta, 1e-12))  # the next term: eta**2 / 3
+        assert float(tgw_bound(eta)) / float(plob_bound(eta)) == pytest.approx(2.0, rel=1e-3)
+    etas = np.logspace(-12, -1e-3, 50)
+    assert np.all(np.asarray(tgw_bound(etas)) > np.asarray(plob_bound(etas)))
+    assert float(tgw_bound(1.0)) == math.inf
+
+
+def test_tgw_is_a_variant_of_the_default_study():
+    from qmc import cli
+
+    _, spec, _ = cli.prepare(cli.compose("sweep.length_km.values=[0,50]"))
+    tgw = spec["analysis"]["variants"]["tgw"]
+    assert isinstance(tgw, qmc.TGW)
+    link = presets.gys_link(50.0)
+    eta = float(link.channel.transmittance())
+    assert float(tgw.key_rate(link).rate) == pytest.approx(math.log2((1 + eta) / (1 - eta)), rel=1e-12)

@@ -25,7 +25,7 @@ CONF = Path(cli.CONF_DIR)
 EXPERIMENTS = sorted(p.name[:-5] for p in (CONF / "experiment").iterdir() if p.name.endswith(".yaml"))
 SYSTEMS = sorted(p.name[:-5] for p in (CONF / "system").iterdir() if p.name.endswith(".yaml"))
 DETECTORS = sorted(p.name[:-5] for p in (CONF / "detector").iterdir() if p.name.endswith(".yaml"))
-ANALYSES = ("infinite_decoy", "vacuum_weak", "no_decoy", "single_photon", "plob")
+ANALYSES = ("infinite_decoy", "vacuum_weak", "no_decoy", "single_photon", "plob", "tgw")
 
 # A short sweep: 3 lengths, a coarse mu grid, one chunk per length.
 SHORT = ["sweep.length_km.values=[0,50,100]", "optimize.mu.num=40", "sweep.chunk_size=1"]
@@ -96,7 +96,7 @@ def test_default_study_is_gys_with_the_papers_conventions():
     assert float(det.efficiency) == 0.045 and float(det.misalignment) == 0.033
     assert math.isclose(float(det.background_yield), 1.7e-6, rel_tol=1e-9)
     assert float(spec["channel"].loss_db_per_km) == 0.21
-    assert all(float(a.f_ec) == 1.22 for k, a in spec["analysis"]["variants"].items() if k != "plob")
+    assert all(float(a.f_ec) == 1.22 for k, a in spec["analysis"]["variants"].items() if k not in ("plob", "tgw"))
     p = spec["protocol"]
     np.testing.assert_array_equal(p.intensities, [0.48, 0.05, 0.0])
     np.testing.assert_array_equal(p.probabilities, [1.0, 0.0, 0.0])
@@ -318,7 +318,7 @@ def test_cli_runs_a_short_sweep_into_hydra_run_dir(tmp_path):
     decoy = [r for r in rows if r["analysis"] == "infinite_decoy"]
     assert all(r["key_rate"] > 0 and 0 < r["mu"] <= 1 for r in decoy)
     assert all(r["reason"] == "ok" for r in decoy)
-    assert all(r["mu"] is None for r in rows if r["analysis"] in ("plob", "single_photon"))
+    assert all(r["mu"] is None for r in rows if r["analysis"] in ("plob", "tgw", "single_photon"))
     no_decoy_100 = next(r for r in rows if r["analysis"] == "no_decoy" and r["length_km"] == 100)
     assert no_decoy_100["key_rate"] == 0 and no_decoy_100["mu"] is None and no_decoy_100["reason"] != "ok"
 
@@ -467,3 +467,15 @@ def test_optimize_link_solver_is_a_checked_config_value():
         prepare("experiment=optimize_link", "optimize.solver=newton")
     with pytest.raises(qmc.ValidationError, match="optimize.solver = adam: .*learning_rate"):
         prepare("experiment=optimize_link", "optimize.solver=adam")
+
+
+@pytest.mark.parametrize("detector", ["gys2004", "lim2014", "snspd", "threshold"])
+def test_detector_memory_is_a_key_of_every_detector_config(detector):
+    # detector.p_afterpulse=0.04 works without Hydra's `+`, and the defaults are memoryless
+    _, spec, _ = prepare(f"detector={detector}")
+    d = spec["detector"]
+    assert (d.p_afterpulse, d.afterpulse_decay_gates, d.dead_time_gates, d.dead_time_mode) == (0.0, 1.0, 0.0, "common")
+    _, spec, _ = prepare(f"detector={detector}", "detector.p_afterpulse=0.04", "detector.dead_time_gates=10",
+                         "detector.dead_time_mode=per_detector", "detector.afterpulse_decay_gates=5")
+    d = spec["detector"]
+    assert (d.p_afterpulse, d.afterpulse_decay_gates, d.dead_time_gates, d.dead_time_mode) == (0.04, 5.0, 10.0, "per_detector")

@@ -30,6 +30,7 @@ from omegaconf import OmegaConf
 import qmc
 from qmc._paths import conf_dir, gallery_dir
 from qmc.gallery import COLUMNS, PUBLISHED as PUBLISHED_CSV, published_points
+from qmc.analysis.keyrate import score
 from qmc.sweep import evaluate, grid, maximize_on_grid
 
 import reference as ref
@@ -190,3 +191,29 @@ def test_snspd_detector_config_uses_the_published_detector_numbers():
     window_s = 100e-12  # an assumption of qmc's config, not a number of the paper
     p_dark = qmc.ThresholdDetectors.from_datasheet(efficiency["value"], rate["value"], window_s).p_dark
     assert math.isclose(detector.p_dark, p_dark, rel_tol=0.01), (detector.p_dark, p_dark)
+
+
+def test_coarse_to_fine_grid_search_finds_the_exhaustive_optimum_next_to_the_edges():
+    # Next to the largest distances the intensities with a key form a window narrower than the
+    # coarse grid's spacing; the score's grading (raw rate per detection) must lead the coarse
+    # stage to it. The same optimum as the exhaustive search, to the bit, on both sides of each edge.
+    lengths = np.array([0.0, 40.1, 40.15, 40.2, 40.25, 100.0, 140.75, 140.9, 141.0, 141.05, 142.1, 142.2, 142.25])
+    tree = {"link": ref.gys_link(0.0, "ma2005"), "protocol": ref.gys_protocol(), "no_decoy": ref.gys_no_decoy_protocol()}
+    analyses = {name: qmc.ANALYSES[name](f_ec=ref.GYS_F_EC) for name in ANALYSES}
+
+    def best(exhaustive):
+        def point(t):
+            out = {}
+            for name, analysis in analyses.items():
+                protocol = t["no_decoy"] if name == "no_decoy" else t["protocol"]
+                out[name] = maximize_on_grid(lambda s, a=analysis: a.key_rate(s["link"], s["protocol"]),
+                                             {"link": t["link"], "protocol": protocol}, "protocol.intensities.0",
+                                             MU_GRID, score=score, exhaustive=exhaustive)
+            return out
+        return evaluate(point, tree, grid({"link.channel.length_km": lengths}))
+
+    fast, full = best(False), best(True)
+    for name in analyses:
+        np.testing.assert_array_equal(np.asarray(fast[name][0].rate), np.asarray(full[name][0].rate), err_msg=name)
+        np.testing.assert_array_equal(np.asarray(fast[name][1]), np.asarray(full[name][1]), err_msg=name)
+    assert float(full["vacuum_weak"][0].rate[8]) > 0.0  # 141.0 km: a key in a window of 4 grid values

@@ -112,12 +112,18 @@ def test_maximize_on_grid_finds_the_grid_maximum(tree):
         return qmc.KeyRate(rate=-((mu - 0.3) ** 2), reason=jnp.int32(0))
 
     values = jnp.linspace(0.0, 0.6, 7)
-    best, arg = jax.jit(lambda t: maximize_on_grid(parabola, t, "protocol.intensities.0", values))(tree)
+    rate = lambda out: out.rate  # noqa: E731 (the parabola is the score itself)
+    best, arg = jax.jit(lambda t: maximize_on_grid(parabola, t, "protocol.intensities.0", values, score=rate))(tree)
     assert float(arg) == pytest.approx(0.3, abs=EPS)
     assert float(best.rate) == pytest.approx(0.0, abs=4 * EPS)
     flat = lambda t: qmc.KeyRate(rate=jnp.asarray(0.0), reason=jnp.int32(0))  # noqa: E731
-    _, first = maximize_on_grid(flat, tree, "protocol.intensities.0", values)
+    _, first = maximize_on_grid(flat, tree, "protocol.intensities.0", values, score=rate)
     assert float(first) == 0.0
+    # coarse to fine on a longer grid: the same maximum as every value, evaluated
+    fine = jnp.linspace(0.0, 0.6, 601)
+    for exhaustive in (False, True):
+        _, arg = maximize_on_grid(parabola, tree, "protocol.intensities.0", fine, score=rate, exhaustive=exhaustive)
+        assert float(arg) == pytest.approx(0.3, abs=1e-12)
 
 
 def test_classes_with_the_same_fields_never_share_a_compiled_program():

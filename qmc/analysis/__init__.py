@@ -3,7 +3,7 @@
 
 from qmc.analysis.asymptotic import ASYMPTOTIC, InfiniteDecoy, NoDecoy, SinglePhoton, VacuumWeak
 from qmc.analysis.base import AbstractAnalysis
-from qmc.analysis.bounds import PLOB, plob_bound
+from qmc.analysis.bounds import PLOB, TGW, ChannelBound, plob_bound, tgw_bound
 from qmc.analysis.finite import (
     FINITE, AsymptoticOneDecoy, AsymptoticTwoDecoy, FiniteKeyRate, FiniteLim2014, FiniteRusca2018,
 )
@@ -11,10 +11,10 @@ from qmc.analysis.keyrate import REASONS, KeyRate, h2, reason_text
 from qmc.analysis.model import ModelAnalysis
 from qmc.engines.observations import Observations
 
-ANALYSES = {**ASYMPTOTIC, PLOB.name: PLOB, **FINITE}  # name -> class
+ANALYSES = {**ASYMPTOTIC, PLOB.name: PLOB, TGW.name: TGW, **FINITE}  # name -> class
 
 __all__ = [
     "AbstractAnalysis", "ModelAnalysis", "Observations", "KeyRate", "REASONS", "h2", "reason_text",
-    "InfiniteDecoy", "VacuumWeak", "NoDecoy", "SinglePhoton", "PLOB", "plob_bound", "ANALYSES", "FiniteLim2014",
+    "InfiniteDecoy", "VacuumWeak", "NoDecoy", "SinglePhoton", "PLOB", "plob_bound", "TGW", "tgw_bound", "ChannelBound", "ANALYSES", "FiniteLim2014",
     "FiniteRusca2018", "AsymptoticTwoDecoy", "AsymptoticOneDecoy", "FiniteKeyRate",
 ]

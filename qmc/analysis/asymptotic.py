@@ -93,9 +93,9 @@ class InfiniteDecoy(_Analysis):
         q0 = 0.0
         if self.vacuum_term:
             q0 = exact.photon_number_observations(link, protocol, 0).gain[0] * link.source.photon_number_pmf(mu, 0)
-        rate, _ = gllp_rate(protocol, q1, e1, gain, qber, self.f_ec, q0)
+        rate, raw = gllp_rate(protocol, q1, e1, gain, qber, self.f_ec, q0)
         return finish(
-            rate, valid=self._valid(protocol, link), detected=gain[0] > 0,
+            rate, unclipped=raw, valid=self._valid(protocol, link), detected=gain[0] > 0,
             y1_positive=y1[0] > 0, y1=y1[0], e1=e1[1], gain=gain[0], qber=qber[0],
         )
 
@@ -152,9 +152,9 @@ class VacuumWeak(_Analysis):
         q1 = jnp.where(y1_ok, y1, 0.0) * mu * jnp.exp(-mu)
         q0 = obs.gain[-1] * jnp.exp(-mu) if self.vacuum_term else 0.0
         gain, qber = _signal(obs)
-        rate, _ = gllp_rate(protocol, q1, jnp.where(y1_ok, e1, 0.5), gain, qber, self.f_ec, q0)
+        rate, raw = gllp_rate(protocol, q1, jnp.where(y1_ok, e1, 0.5), gain, qber, self.f_ec, q0)
         return finish(
-            rate, valid=self._valid(protocol, link) & (mu > jnp.asarray(protocol.intensities)[1]),
+            rate, unclipped=raw, valid=self._valid(protocol, link) & (mu > jnp.asarray(protocol.intensities)[1]),
             detected=gain[0] > 0, y1_positive=y1_ok[0], y1=y1[0], e1=e1[1], gain=gain[0], qber=qber[0],
         )
 
@@ -188,9 +188,9 @@ class NoDecoy(_Analysis):
         q1 = gain - p_multi
         q1_ok = q1 > 0
         e1 = _safe_div(obs.error_gain[0], q1)
-        rate, _ = gllp_rate(protocol, jnp.where(q1_ok, q1, 0.0), jnp.where(q1_ok, e1, 0.5), gain, qber, self.f_ec)
+        rate, raw = gllp_rate(protocol, jnp.where(q1_ok, q1, 0.0), jnp.where(q1_ok, e1, 0.5), gain, qber, self.f_ec)
         return finish(
-            rate, valid=self._valid(protocol, link), detected=gain[0] > 0, y1_positive=q1_ok[0],
+            rate, unclipped=raw, valid=self._valid(protocol, link), detected=gain[0] > 0, y1_positive=q1_ok[0],
             y1=q1[0] / jnp.maximum(source.photon_number_pmf(mu, 1), 1e-300), e1=e1[1], gain=gain[0], qber=qber[0],
         )
 
@@ -212,9 +212,9 @@ class SinglePhoton(_Analysis):
     def key_rate(self, link, protocol) -> KeyRate:
         single = exact.photon_number_observations(link, protocol, 1)
         y1, e1 = single.gain[0], single.qber[0]
-        rate, _ = gllp_rate(protocol, y1, e1, y1, e1, self.f_ec)
+        rate, raw = gllp_rate(protocol, y1, e1, y1, e1, self.f_ec)
         return finish(
-            rate, valid=self._valid(protocol, link), detected=y1[0] > 0, y1_positive=y1[0] > 0,
+            rate, unclipped=raw, valid=self._valid(protocol, link), detected=y1[0] > 0, y1_positive=y1[0] > 0,
             y1=y1[0], e1=e1[1], gain=y1[0], qber=e1[0],
         )
 

@@ -53,6 +53,8 @@ from qmc._pytree import pytree_dataclass, static
 from qmc.analysis.keyrate import INVALID, NO_DETECTIONS, NO_SINGLE_PHOTONS, NOT_FINITE, NOT_POSITIVE
 from qmc.analysis.keyrate import OK, REASONS, KeyRate, h2
 from qmc.analysis.base import AbstractAnalysis
+from qmc.analysis import kappa as _kappa
+from qmc.analysis.counts import DecoyCounts
 from qmc.analysis.decoy_bounds import lim2014_bounds, phase_error_upper, rusca2018_bounds, safe_div, tau
 from qmc.engines import exact
 from qmc.engines.observations import Observations
@@ -65,77 +67,9 @@ __all__ = [
 
 PHASE_UNDEFINED = REASONS.index("phase-error bound undefined (logarithm argument below 1)")
 FINITE_SIZE = REASONS.index("finite-size terms exceed the key: key length not positive")
+NOT_CONVERGED = REASONS.index("eps_sec = kappa l did not converge: no key claimed")
 
 _LN2 = math.log(2.0)
-_KAPPA_STEPS = 4  # fixed-point steps for eps_sec = kappa * l
-
-
-# ----------------------------------------------------------------------------------------------
-# Counts
-# ----------------------------------------------------------------------------------------------
-
-
-@pytree_dataclass
-class DecoyCounts:
-    """Detections and errors per intensity and basis, and the number of emitted pulses.
-
-    Attributes:
-        detections: n[k, b], detections of intensity k in matched basis b (0 = key Z, 1 = test X),
-            shape (k, 2). Expected values or observed counts (float64).
-        errors: m[k, b], bit errors among them (double clicks count 1/2), shape (k, 2).
-        n_pulses: N, pulses emitted by Alice (all classes, mismatched bases included), scalar.
-    """
-
-    detections: object
-    errors: object
-    n_pulses: object
-
-    @classmethod
-    def expected(cls, obs: Observations, protocol, block_size) -> "DecoyCounts":
-        """Expected counts when the key basis has collected ``block_size`` detections.
-
-        N = n_X / P(key-basis detection per pulse) with P = sum_k p_k p_z^2 Q[k, Z]; each count is
-        N times its class probability p_k P_b^2 times the gain (error gain) of that class.
-        """
-        weight = jnp.asarray(protocol.probabilities)[:, None] * protocol.basis_probabilities()[None, :] ** 2
-        per_pulse_det = weight * obs.gain  # (k, 2) detections per emitted pulse
-        per_pulse_err = weight * obs.error_gain
-        p_key = jnp.sum(per_pulse_det[:, 0])
-        n_pulses = safe_div(jnp.asarray(block_size, jnp.float64), p_key)
-        return cls(n_pulses * per_pulse_det, n_pulses * per_pulse_err, n_pulses)
-
-    @classmethod
-    def for_pulses(cls, obs: Observations, protocol, n_pulses) -> "DecoyCounts":
-        """Expected counts after ``n_pulses`` emitted pulses (N fixed, n_X = N P(key-basis
-        detection) follows)."""
-        per = cls.per_pulse(obs, protocol)
-        n = jnp.asarray(n_pulses, jnp.float64)
-        return cls(n * per.detections, n * per.errors, n)
-
-    @classmethod
-    def per_pulse(cls, obs: Observations, protocol) -> "DecoyCounts":
-        """Expected counts per emitted pulse (N = 1): what asymptotic analyses need."""
-        weight = jnp.asarray(protocol.probabilities)[:, None] * protocol.basis_probabilities()[None, :] ** 2
-        return cls(weight * obs.gain, weight * obs.error_gain, jnp.asarray(1.0))
-
-    @classmethod
-    def observed(cls, obs: Observations, protocol) -> "DecoyCounts":
-        """Observed counts from :class:`Observations` built from counts (``n_sent`` set).
-
-        The pulses emitted in total are ``obs.n_pulses`` (a Tally knows them); when None they are
-        estimated as sum(n_sent) / (p_z^2 + (1 - p_z)^2), their expectation given the matched-basis
-        pulses.
-        """
-        if obs.n_sent is None:
-            raise ValueError("observed counts need Observations.from_counts (n_sent is None)")
-        sent = jnp.asarray(obs.n_sent, jnp.float64)
-        detections = sent * obs.gain
-        errors = sent * obs.error_gain
-        n_pulses = obs.n_pulses
-        if n_pulses is None:
-            pb = protocol.basis_probabilities()
-            n_pulses = jnp.sum(sent) / jnp.sum(pb**2)
-        return cls(detections, errors, jnp.asarray(n_pulses, jnp.float64))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -283,29 +217,29 @@ class _FiniteBase(AbstractAnalysis):
         p = jnp.where(p_raw > 0.0, p_raw, 1.0)  # invalid points still compute finite numbers
         finite = self.finite
         eps_sec = self._eps_sec() if finite else jnp.asarray(1.0)
+
+        def at(eps):  # Eq. (1) at eps_sec = eps: (l, (diagnostics, phase_ok))
+            length, diag, phase_ok = self._key_length(counts, mu, p, eps, finite)
+            return length, (diag, phase_ok)
+
         if finite:
             kappa = jnp.asarray(self.kappa, jnp.float64)
             use_kappa = (kappa > 0.0) & (kappa < 1.0)
-            n_key = jnp.sum(counts.detections[:, 0])
-            fixed = self._eps_sec()
 
-            def eps_of(length):
-                return jnp.where(use_kappa, jnp.clip(kappa * jnp.maximum(length, 1.0), 1e-300, 0.5), fixed)
+            def proportional(_):  # eps_sec = kappa l: the largest consistent l (qmc.analysis.kappa)
+                n_key = jnp.sum(counts.detections[:, 0])
+                return _kappa.solve(at, jnp.where(use_kappa, kappa, 1e-15), n_key)
 
-            def step(_, length):
-                return self._key_length(counts, mu, p, eps_of(length), True)[0]
+            def given(_):
+                eps = self._eps_sec()
+                length, aux = at(eps)
+                return length, eps, jnp.asarray(True), aux
 
-            # Start above the fixed point (l <= n_key) and descend: l_{i+1} = F(kappa l_i). The
-            # contraction factor is about sqrt(n_key) / l, so a few steps suffice wherever l > 0.
-            # fori_loop with static bounds: one compiled body, reverse-differentiable (a scan).
-            # With kappa = 0 (fixed eps_sec) the iteration is skipped: a real branch unless kappa
-            # itself is batched (vmap turns the cond into a select); the result is the same.
-            length = jax.lax.cond(
-                use_kappa, lambda l: jax.lax.fori_loop(0, _KAPPA_STEPS, step, l), lambda l: l,
-                jnp.maximum(n_key, 1.0),
-            )
-            eps_sec = eps_of(length)
-        length, diag, phase_ok = self._key_length(counts, mu, p, eps_sec, finite)
+            # A real branch unless kappa itself is batched (vmap turns the cond into a select).
+            length, eps_sec, converged, (diag, phase_ok) = jax.lax.cond(use_kappa, proportional, given, None)
+        else:
+            length, (diag, phase_ok) = at(eps_sec)
+            converged = jnp.asarray(True)
         length_inf, _, _ = self._key_length(counts, mu, p, eps_sec, False)
 
         n_pulses = counts.n_pulses
@@ -314,14 +248,14 @@ class _FiniteBase(AbstractAnalysis):
         detected = (diag["n_key"] > 0.0) & (n_pulses > 0.0) & jnp.isfinite(n_pulses)
         singles = (diag["s1"] > 0.0) & (diag["s1_test"] > 0.0)
         reason = jnp.select(
-            [~valid, ~detected, ~singles, ~phase_ok, jnp.isnan(rate_raw),
+            [~valid, ~detected, ~singles, ~phase_ok, jnp.isnan(rate_raw), ~converged,
              ~(rate_raw > 0.0) & (length_inf > 0.0), ~(rate_raw > 0.0)],
-            [INVALID, NO_DETECTIONS, NO_SINGLE_PHOTONS, PHASE_UNDEFINED, NOT_FINITE, FINITE_SIZE,
+            [INVALID, NO_DETECTIONS, NO_SINGLE_PHOTONS, PHASE_UNDEFINED, NOT_FINITE, NOT_CONVERGED, FINITE_SIZE,
              NOT_POSITIVE],
             OK,
         ).astype(jnp.int32)
         # the same as reason == OK, without the asymptotic length (which only names a reason)
-        good = valid & detected & singles & phase_ok & jnp.isfinite(rate_raw) & (rate_raw > 0.0)
+        good = valid & detected & singles & phase_ok & converged & jnp.isfinite(rate_raw) & (rate_raw > 0.0)
         rate = jnp.where(good, rate_raw, 0.0)
         pz = jnp.asarray(protocol.p_z, jnp.float64)
         y1 = safe_div(diag["s1"], n_pulses * pz**2 * tau(mu, p, 1))

@@ -18,6 +18,7 @@ REASONS = (
     "not finite",
     "phase-error bound undefined (logarithm argument below 1)",  # finite-key analyses
     "finite-size terms exceed the key: key length not positive",  # finite-key analyses
+    "eps_sec = kappa l did not converge: no key claimed",  # finite-key analyses, kappa > 0
 )
 # Codes of the first six reasons; later ones are looked up with REASONS.index(text).
 OK, INVALID, NO_DETECTIONS, NO_SINGLE_PHOTONS, NOT_POSITIVE, NOT_FINITE = range(6)
@@ -52,6 +53,9 @@ class KeyRate:
         e1: single-photon phase error rate used (bound or exact) for the key basis Z.
         gain: signal gain Q_mu in the Z basis.
         qber: signal QBER E_mu in the Z basis.
+        raw_rate: the rate's formula before it is clipped at 0 (negative where it gives no key;
+            not finite where it cannot be evaluated): what ranks zero rates by how far they are
+            from a key (:func:`score`).
     """
 
     rate: object
@@ -60,14 +64,17 @@ class KeyRate:
     e1: object = 0.0
     gain: object = 0.0
     qber: object = 0.0
+    raw_rate: object = 0.0
 
     def bits_per_second(self, rep_rate_hz):
         """Secret bits per second at the given pulse repetition rate."""
         return self.rate * rep_rate_hz
 
 
-def finish(raw_rate, *, valid, detected, y1_positive, **diagnostics) -> KeyRate:
-    """Turn a raw rate into a :class:`KeyRate`: 0 with the first failing reason, never NaN."""
+def finish(raw_rate, *, valid, detected, y1_positive, unclipped=None, **diagnostics) -> KeyRate:
+    """Turn a raw rate into a :class:`KeyRate`: 0 with the first failing reason, never NaN.
+    ``unclipped``: the formula before its clipping at 0, where ``raw_rate`` is already clipped
+    (kept as ``KeyRate.raw_rate``)."""
     raw_rate = jnp.asarray(raw_rate, jnp.float64)
     finite = jnp.isfinite(raw_rate) | (raw_rate == jnp.inf)
     reason = jnp.select(
@@ -80,7 +87,9 @@ def finish(raw_rate, *, valid, detected, y1_positive, **diagnostics) -> KeyRate:
         k: jnp.nan_to_num(jnp.asarray(v, jnp.float64), nan=0.0, posinf=jnp.inf, neginf=-jnp.inf)
         for k, v in diagnostics.items()
     }
-    return KeyRate(rate, reason, **clean)
+    raw = raw_rate if unclipped is None else jnp.asarray(unclipped, jnp.float64)
+    raw = jnp.where(jnp.isnan(raw), -jnp.inf, raw)  # never NaN: not finite ranks last
+    return KeyRate(rate, reason, raw_rate=raw, **clean)
 
 
 def unclipped_rate(out, fill=0.0):
@@ -107,15 +116,30 @@ _ZERO_RATE_PENALTY = {
 }
 
 
+_GRADED = (NOT_POSITIVE, NO_SINGLE_PHOTONS)  # zero rates whose raw formula says how far a key is
+
+
 def score(out):
     """A number that ranks analysis outputs (candidates of a search, points of a grid), higher
     is better: a positive rate is its value; a zero rate ranks below every positive one, by how
     far its unclipped l / N lies below 0 where the analysis reports it (so a search still moves
-    toward a key), else by its reason (the reason closest to a key first)."""
+    toward a key), else by its reason (the reason closest to a key first) and, within the reasons
+    whose formula was evaluated (rate or single-photon bound not positive), by how far the raw
+    rate per detected signal, raw_rate / gain, lies below 0 (per detection, so that a weak signal
+    is not close to a key only because every term is small): the score then rises toward a key
+    along a grid of intensities."""
     raw = unclipped_rate(out, -jnp.inf)
     if raw is None:
         penalty = jnp.asarray([_ZERO_RATE_PENALTY.get(text, 2.5) for text in REASONS])[out.reason]
-        fallback = -penalty
+        raw_rate = getattr(out, "raw_rate", None)
+        if raw_rate is None:
+            fallback = -penalty
+        else:  # within (-penalty, -penalty + 1): 1 / (1 - r) rises from 0 to 1 as r rises to 0
+            gain = jnp.asarray(out.gain)
+            graded = jnp.isin(out.reason, jnp.asarray(_GRADED)) & jnp.isfinite(raw_rate) & (gain > 0.0)
+            per_detection = jnp.where(graded, raw_rate / jnp.where(graded, gain, 1.0), -jnp.inf)
+            closeness = 1.0 / (1.0 - jnp.minimum(per_detection, 0.0))
+            fallback = -penalty + jnp.where(graded, closeness, 0.0)
     else:
         fallback = jnp.where(jnp.isfinite(raw), jnp.minimum(raw, 0.0) - 1e-300, -jnp.inf)
     return jnp.where(out.rate > 0, out.rate, fallback)

@@ -13,7 +13,7 @@ end, import and compilation included; the median of ``--runs`` runs is reported:
 * ``default_study``: the command ``qmc`` (the default study);
 * ``finite_lim2014_study``: ``qmc experiment=finite_lim2014``;
 * ``default_study_100001``: ``qmc sweep.length_km.step=0.002``: the default study on 100,001
-  lengths (five analyses, the signal intensity optimized at each), its table and figure.
+  lengths (six analyses, the signal intensity optimized at each), its table and figure.
 
 When TNO's ``tno.quantum.communication.qkd_key_rate`` is importable, its finite-key and two-decoy
 optimizations of one point (BB84, its own detector model at the same loss) are timed the same way

@@ -18,6 +18,7 @@ __all__ = ["key_rate_vs_distance", "LABELS"]
 # (:func:`qmc.plots.labels.analysis_name`) in the next default colour.
 LABELS = {
     "plob": (analysis_name("plob"), dict(color="0.35", ls="--", lw=1.1)),
+    "tgw": (analysis_name("tgw"), dict(color="0.6", ls=":", lw=1.1)),
     "single_photon": (analysis_name("single_photon"), dict(color="tab:purple", ls="-.")),
     "infinite_decoy": (analysis_name("infinite_decoy"), dict(color="tab:blue", ls="-")),
     "vacuum_weak": (analysis_name("vacuum_weak"), dict(color="tab:orange", ls="--")),
@@ -73,7 +74,7 @@ def key_rate_vs_distance(rows: Iterable[Mapping[str, Any]], ax=None, title: str 
                 continue
             text, kwargs = LABELS.get(label, (analysis_name(label), {}))
             ax.semilogy(x[keep], y[keep], label=text, **kwargs)
-            if label != "plob":
+            if label not in ("plob", "tgw"):  # the bounds do not set the axis
                 shown.append(y[keep])
         ax.set_xlabel("Fiber length (km)")
         ax.set_ylabel(r"Secret key rate $R$ (bits per pulse)")
@@ -82,10 +83,10 @@ def key_rate_vs_distance(rows: Iterable[Mapping[str, Any]], ax=None, title: str 
         if shown:
             values = np.concatenate(shown)
             low = 10.0 ** math.floor(math.log10(values.min()))
-            high = 10.0 ** math.ceil(math.log10(values.max()) + 1)  # a decade of room for PLOB
+            high = 10.0 ** math.ceil(math.log10(values.max()) + 1)  # a decade of room for the bounds
             ax.set_ylim(low, high)
         overlay(ax, published, "key_rate", lambda label: LABELS.get(label, ("", {}))[1].get("color", "k"))
-        if shown or "plob" in series:
+        if shown or "plob" in series or "tgw" in series:
             legend_right(ax)
         draw_title(fig, title, None if own else ax)
     return fig

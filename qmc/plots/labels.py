@@ -10,6 +10,7 @@ ANALYSIS_NAMES = {
     "no_decoy": "No decoy (GLLP)",
     "single_photon": "Ideal single-photon source",
     "plob": "PLOB bound (repeaterless)",
+    "tgw": "TGW bound",
     "asymptotic_two_decoy": "Asymptotic, two decoys",
     "asymptotic_one_decoy": "Asymptotic, one decoy",
     "finite_lim2014": "Finite key (Lim 2014)",

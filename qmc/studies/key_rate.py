@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 import jax.numpy as jnp
 import numpy as np
 
-from qmc.analysis import PLOB, NoDecoy, SinglePhoton, reason_text
+from qmc.analysis import ChannelBound, NoDecoy, SinglePhoton, reason_text
 from qmc.analysis.keyrate import score
 from qmc.link import Link
 from qmc.studies.registry import Chunk, Study, register
@@ -29,7 +29,7 @@ KEY_RATE_COLUMNS = (
 )
 
 # Analyses whose rate does not depend on the signal intensity (no mu is optimized or reported).
-_NO_SIGNAL_INTENSITY = (SinglePhoton, PLOB)
+_NO_SIGNAL_INTENSITY = (SinglePhoton, ChannelBound)
 
 log = logging.getLogger("qmc")
 
@@ -84,7 +84,7 @@ def key_rate_vs_distance(
         is in secret bits per emitted pulse (Lo-Ma-Chen's bits per signal pulse with
         ``probabilities = (1, 0, 0)``, ``p_z = 1/2``, ``key_basis = "both"``); ``key_rate_bps`` uses
         ``link.source.rep_rate_hz``; ``mu`` and the diagnostics are None where they do not apply
-        (no mu dependence, or rate 0 at every mu); PLOB is +inf at 0 km.
+        (no mu dependence, or rate 0 at every mu); PLOB and TGW are +inf at 0 km.
 
     Raises:
         ValidationError: bad input, before anything is compiled.
@@ -178,7 +178,7 @@ def _row(length_km, label, analysis, out, mu, i, optimized, rep_rate_hz) -> dict
         "reason": reason_text(out.reason[i]),
         "y1": None, "e1": None, "gain": None, "qber": None,
     }
-    if isinstance(analysis, PLOB):
+    if isinstance(analysis, ChannelBound):
         return row
     applies = rate > 0 or not optimized
     if applies and not isinstance(analysis, _NO_SIGNAL_INTENSITY):

@@ -85,7 +85,7 @@ class _Progress:
             self.first_done = (time.perf_counter(), n_rows)
             log.info("%s: first chunk of %d done in %s (compilation included), %d rows%s", self.name, self.total,
                      _duration(self.first_done[0] - self.start), n_rows,
-                     f"; about {_duration(self.left())} left" if self.total > 1 else "")
+                     f"; at most about {_duration(self.left())} left" if self.total > 1 else "")
 
     def left(self) -> float:
         """Seconds left: the mean time of the chunks after the first (or of the first)."""

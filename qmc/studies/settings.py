@@ -361,3 +361,40 @@ class PlotSettings:
             return None if ok else f"{prefix}dpi = {value!r} is out of range: must be a whole number in [{lo}, {hi}]"
 
         return [Check(problem)]
+
+
+COVERAGE_EPS_SPLIT = 21  # the largest eps_sec / eps of the finite-key analyses (Lim: 21, Rusca: 19)
+
+
+@dataclasses.dataclass(frozen=True)
+class CoverageSettings:
+    """``finite_key_coverage``: sessions per point, the failure probabilities ``eps`` at which the
+    bounds are checked (every Hoeffding deviation and the phase-error sampling term use eps, so
+    eps_sec = 21 eps for Lim and 19 eps for Rusca: each eps in (0, 1/21)), and the one-sided
+    confidence of the failure-rate bounds (Clopper-Pearson)."""
+
+    n_sessions: int = 100_000
+    eps: Any = (1e-2, 1e-3)
+    confidence: float = 0.95
+
+    def __post_init__(self) -> None:
+        if isinstance(self.eps, (list, tuple)):
+            object.__setattr__(self, "eps", tuple(self.eps))
+        elif isinstance(self.eps, (int, float)) and not isinstance(self.eps, bool):
+            object.__setattr__(self, "eps", (self.eps,))
+
+    def checks(self):
+        def eps_problem(settings, prefix):
+            values = settings.eps if isinstance(settings.eps, tuple) else (settings.eps,)
+            if not values:
+                return f"{prefix}eps = []: needs at least one value in (0, 1/{COVERAGE_EPS_SPLIT})"
+            for i, value in enumerate(values):
+                ok = isinstance(value, (int, float)) and not isinstance(value, bool) and (
+                    0.0 < value < 1.0 / COVERAGE_EPS_SPLIT)
+                if not ok:
+                    return (f"{prefix}eps[{i}] = {value!r} is out of range: must be in (0, 1/{COVERAGE_EPS_SPLIT}) "
+                            f"(eps_sec = {COVERAGE_EPS_SPLIT} eps must stay below 1)")
+            return None
+
+        return [whole("n_sessions", 10), Range("n_sessions", 10, 1_000_000), Check(eps_problem),
+                Range("confidence", 0.5, 1.0, lo_open=True, hi_open=True)]
