@@ -108,7 +108,9 @@ def _experiments() -> None:
 
     readme = ROOT / "README.md"
     text = readme.read_text(encoding="utf-8")
-    for name in re.findall(r"^\| `(\w+)`(?: \(default\))? \|", text, re.M):
+    section = text[text.index("## Experiments"):]
+    section = section[: section.index("\n## ", 1)]
+    for name in re.findall(r"^\| `(\w+)`(?: \(default\))? \|", section, re.M):
         with tempfile.TemporaryDirectory() as run_dir:
             start = time.perf_counter()
             subprocess.run(["qmc", f"experiment={name}", f"hydra.run.dir={run_dir}"], check=True,
