@@ -508,7 +508,7 @@ def test_kappa_solve_finds_the_largest_fixed_point_and_its_implicit_derivative()
     def fixed_point(a):
         def length_of(eps):
             return a - b * jnp.log(1.0 / eps), ()
-        return solver.solve(length_of, kappa, 1e6)
+        return solver.solve(length_of, solver.proportional(kappa, 1e-10, True), 1e6)
 
     for a in (2000.0, 1450.0):  # far from and close to the tangency (largest distance)
         length, eps, converged, _ = fixed_point(a)

@@ -218,25 +218,20 @@ class _FiniteBase(AbstractAnalysis):
         finite = self.finite
         eps_sec = self._eps_sec() if finite else jnp.asarray(1.0)
 
-        def at(eps):  # Eq. (1) at eps_sec = eps: (l, (diagnostics, phase_ok))
+        def at(eps, counts=counts, mu=mu, p=p):  # Eq. (1) at eps_sec = eps: (l, (diagnostics, phase_ok))
             length, diag, phase_ok = self._key_length(counts, mu, p, eps, finite)
             return length, (diag, phase_ok)
 
         if finite:
+            # eps_sec = kappa l (kappa > 0): the largest consistent l; else the given eps_sec (the
+            # same iteration, converged at once). qmc.analysis.kappa.
             kappa = jnp.asarray(self.kappa, jnp.float64)
             use_kappa = (kappa > 0.0) & (kappa < 1.0)
-
-            def proportional(_):  # eps_sec = kappa l: the largest consistent l (qmc.analysis.kappa)
-                n_key = jnp.sum(counts.detections[:, 0])
-                return _kappa.solve(at, jnp.where(use_kappa, kappa, 1e-15), n_key)
-
-            def given(_):
-                eps = self._eps_sec()
-                length, aux = at(eps)
-                return length, eps, jnp.asarray(True), aux
-
-            # A real branch unless kappa itself is batched (vmap turns the cond into a select).
-            length, eps_sec, converged, (diag, phase_ok) = jax.lax.cond(use_kappa, proportional, given, None)
+            eps_of = _kappa.proportional(jnp.where(use_kappa, kappa, 1e-15), self._eps_sec(), use_kappa)
+            values = jax.lax.stop_gradient((counts, mu, p))
+            length, eps_sec, converged, (diag, phase_ok) = _kappa.solve(
+                at, eps_of, jnp.sum(counts.detections[:, 0]),
+                values_of=lambda eps: at(eps, *values))
         else:
             length, (diag, phase_ok) = at(eps_sec)
             converged = jnp.asarray(True)

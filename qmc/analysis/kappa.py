@@ -9,11 +9,13 @@ l_i >= l* implies F(kappa l_i) >= l*), or below 0 where there is none (no key). 
 until two iterates agree to :data:`RTOL` (relative), at most :data:`MAX_STEPS` steps; a key is
 claimed only where it converged, so the eps_sec returned is at most kappa l (1 + RTOL). Its
 contraction factor is dF/dl = kappa F'(kappa l), about sqrt(n_X) / l: a few steps wherever the
-key is large, many only next to the largest distance where the key exists at all.
+key is large, many only next to the largest distance where the key exists at all. A fixed eps_sec
+(eps_of independent of l) is the same iteration, converged after one step.
 
-Derivatives: the iteration runs on values only; the key's derivative with respect to every other
-input theta is the implicit one at the fixed point, dl*/dtheta = (dF/dtheta) / (1 - kappa F'),
-obtained from one more evaluation of F at the fixed point (forward or reverse mode alike).
+Derivatives: the iteration runs on values only (its inputs' derivatives are cut, so that neither
+forward nor reverse mode traces the loop twice); the key's derivative with respect to every other
+input theta is the implicit one at the fixed point, dl*/dtheta = (dF/dtheta) / (1 - dF/dl),
+obtained from one more evaluation of F at the fixed point.
 """
 
 from __future__ import annotations
@@ -23,39 +25,44 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
-__all__ = ["solve", "RTOL", "MAX_STEPS"]
+__all__ = ["solve", "proportional", "RTOL", "MAX_STEPS"]
 
 RTOL = 1e-12       # two iterates this close (relative) are the fixed point
 MAX_STEPS = 200    # iterations at most (only a key within a hair of its largest distance needs them)
 
 
-def solve(length_of: Callable, kappa, start, eps_floor: float = 1e-300, eps_ceiling: float = 0.5):
-    """The largest key length l with l = ``length_of``(kappa l).
+def proportional(kappa, fixed_eps, use_kappa, eps_floor: float = 1e-300, eps_ceiling: float = 0.5):
+    """eps_sec as a function of the key length: kappa max(l, 1) (clipped to [eps_floor,
+    eps_ceiling]) where ``use_kappa``, else ``fixed_eps``."""
+    def eps_of(length):
+        scaled = jnp.clip(kappa * jnp.maximum(length, 1.0), eps_floor, eps_ceiling)
+        return jnp.where(use_kappa, scaled, fixed_eps)
+
+    return eps_of
+
+
+def solve(length_of: Callable, eps_of: Callable, start, values_of: Callable | None = None):
+    """The largest key length l with l = ``length_of``(``eps_of``(l)).
 
     Args:
         length_of: eps_sec -> (key length, aux) (traceable; its other inputs are closed over and
             the length is differentiated through the implicit derivative; aux, e.g. the bounds
             behind the length, is returned as evaluated at the fixed point).
-        kappa: the proportionality constant (> 0).
+        eps_of: key length -> eps_sec (e.g. :func:`proportional`).
         start: a length above the fixed point (e.g. n_X).
-        eps_floor, eps_ceiling: eps_sec is clipped to these (kappa l below 1 bit is taken at l = 1).
+        values_of: ``length_of`` on values only (its inputs under ``stop_gradient``), for the
+            iteration; default ``length_of``.
 
     Returns:
         ``(length, eps_sec, converged, aux)``: the key ``length_of`` gives at ``eps_sec``, which
-        is kappa times the last iterate: where the iteration converged the two agree to
+        is ``eps_of`` of the last iterate: where the iteration converged the two agree to
         :data:`RTOL` (length <= 0 where there is no key); ``converged`` is False where it did not
         within :data:`MAX_STEPS` steps (eps_sec then exceeds kappa l: the caller claims no key).
     """
-    kappa = jnp.asarray(kappa, jnp.float64)
-
-    def eps_of(length):
-        return jnp.clip(kappa * jnp.maximum(length, 1.0), eps_floor, eps_ceiling)
+    values_of = length_of if values_of is None else values_of
 
     def step(length):
-        return length_of(eps_of(length))[0]
-
-    def step_aux(length):
-        return length_of(eps_of(length))
+        return values_of(eps_of(length))[0]
 
     def not_done(carry):
         i, previous, length = carry
@@ -67,14 +74,13 @@ def solve(length_of: Callable, kappa, start, eps_floor: float = 1e-300, eps_ceil
         return i + 1, length, step(length)
 
     start = jax.lax.stop_gradient(jnp.maximum(jnp.asarray(start, jnp.float64), 1.0))
-    first = jax.lax.stop_gradient(step(start))
-    _, previous, fixed = jax.lax.while_loop(not_done, body, (jnp.asarray(1), start, first))
+    _, previous, fixed = jax.lax.while_loop(not_done, body, (jnp.asarray(1), start, step(start)))
     fixed, previous = jax.lax.stop_gradient(fixed), jax.lax.stop_gradient(previous)
     converged = (jnp.abs(fixed - previous) <= RTOL * jnp.maximum(jnp.abs(fixed), 1.0)) | (fixed <= 0.0)
-    # One evaluation with derivatives at the fixed point: the key Eq. (1) gives at eps_sec =
-    # kappa l* (l* itself, to RTOL, where converged); dividing its change by 1 - dF/dl gives the
-    # implicit derivative of l*.
-    value, slope, aux = jax.jvp(step_aux, (fixed,), (jnp.ones_like(fixed),), has_aux=True)
+    # One evaluation with derivatives at the fixed point: the key Eq. (1) gives at eps_of(l*) (l*
+    # itself, to RTOL, where converged); dividing its change by 1 - dF/dl gives the implicit
+    # derivative of l*.
+    value, slope, aux = jax.jvp(lambda l: length_of(eps_of(l)), (fixed,), (jnp.ones_like(fixed),), has_aux=True)
     slope = jax.lax.stop_gradient(slope)
     damping = jnp.where(jnp.abs(1.0 - slope) > 1e-9, 1.0 - slope, 1.0)
     length = jax.lax.stop_gradient(value) + (value - jax.lax.stop_gradient(value)) / damping
