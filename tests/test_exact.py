@@ -197,14 +197,16 @@ def _tables(theta):
 @settings(max_examples=50, deadline=None, derandomize=True)
 @given(link_params())
 def test_rows_are_probability_distributions(theta):
-    """Entries in [0, 1] exactly, rows sum to 1 within rounding (4 terms <= 1, each a few ulps:
-    8 ulps), and relabelling Alice's bit swaps the two detectors exactly."""
+    """Entries in [0, 1] exactly, rows sum to 1 within rounding (4 terms <= 1, each a sum of
+    products over photon numbers and background with complements 1 - x taken of values near 1: up
+    to 64 ulps, e.g. 44 for a single photon at eta = 0.97, p_dark = 0.1), and relabelling Alice's
+    bit swaps the two detectors (to the rounding of the swapped arguments' order: 4 ulps)."""
     for name, table in _tables(theta).items():
         table = np.asarray(table)
         assert np.all((table >= 0.0) & (table <= 1.0)), name
-        np.testing.assert_allclose(table.sum(axis=-1), 1.0, rtol=0, atol=8 * EPS, err_msg=name)
-        np.testing.assert_array_equal(table[:, :, :, 0, 1], table[:, :, :, 1, 2], err_msg=name)
-        np.testing.assert_array_equal(table[:, :, :, 0, 3], table[:, :, :, 1, 3], err_msg=name)
+        np.testing.assert_allclose(table.sum(axis=-1), 1.0, rtol=0, atol=64 * EPS, err_msg=name)
+        np.testing.assert_allclose(table[:, :, :, 0, 1], table[:, :, :, 1, 2], rtol=0, atol=4 * EPS, err_msg=name)
+        np.testing.assert_allclose(table[:, :, :, 0, 3], table[:, :, :, 1, 3], rtol=0, atol=4 * EPS, err_msg=name)
 
 
 # --- the physical model against Ma et al.'s linear model at GYS parameters -----------------

@@ -225,13 +225,15 @@ def build(cfg: DictConfig) -> dict:
 
     Returns:
         The resolved config as plain Python with every ``_target_`` instantiated, plus ``link``
-        (a :class:`qmc.Link` of ``source``, ``channel`` and ``detector``).
+        (a :class:`qmc.Link` of ``source``, ``channel``, ``detector`` and ``classical``, the
+        traffic in the fiber, checked by :func:`qmc.link.check_noise`).
 
     Raises:
         ConfigError: a refused or unknown ``_target_``, or a constructor that rejects its arguments.
         qmc.ValidationError: a value out of its allowed range.
     """
     import qmc
+    from qmc.link import check_noise
 
     try:
         container = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
@@ -249,7 +251,8 @@ def build(cfg: DictConfig) -> dict:
     for path, obj in _components(spec):
         _validate(obj, path, cfg)
     if all(k in spec for k in ("source", "channel", "detector")):
-        spec["link"] = qmc.Link(spec["source"], spec["channel"], spec["detector"])
+        spec["link"] = qmc.Link(spec["source"], spec["channel"], spec["detector"], spec.get("classical"))
+        check_noise(spec["link"])  # the traffic against the spectrum, on concrete values
     return spec
 
 

@@ -12,6 +12,8 @@ Two click models (static field ``click_model``):
 * ``"ma2005"``: the linear model of Ma, Qi, Zhao, Lo, PRA 72, 012326 (2005), Eqs. (2)-(6):
   Q = Y0 + 1 - exp(-eta mu), E Q = e0 Y0 + e_d (1 - exp(-eta mu)) with e0 = 1/2 and
   Y0 = 1 - (1 - p_dark)^2, and no double clicks. Reproductions of Lo-Ma-Chen (2005) use it.
+  (With classical traffic in the fiber the engines use the background p_bg of
+  :meth:`qmc.Link.background_click_probability` where p_dark stands here.)
 
 Memory: afterpulsing and dead time (all off by default; see docs/correlated.md).
 
@@ -74,6 +76,15 @@ class ThresholdDetectors(AbstractDetector):
         dead_time_gates: d, gates ignored after each click. The stream engine rounds it to an
             integer; the exact engine's approximation uses the value as given.
         dead_time_mode: ``"common"`` (both detectors) or ``"per_detector"``.
+        filter_nm: dlambda, the width in nm of the band filter in front of the detectors (the
+            demultiplexer's channel): the Raman noise of classical traffic scales with it. The
+            default 0.8 nm is one 100 GHz channel of the ITU-T G.694.1 DWDM grid at 1550 nm.
+        gate_ns: the detection window per pulse in ns (the gate, or a free-running detector's
+            coincidence window): noise photons are counted over it.
+
+    ``filter_nm`` and ``gate_ns`` matter only with classical traffic in the fiber
+    (:attr:`qmc.Link.classical`); ``p_dark`` stays the detectors' own dark counts, and the engines
+    read the background of both together from :meth:`qmc.Link.background_click_probability`.
     """
 
     efficiency: float = 0.1
@@ -84,6 +95,8 @@ class ThresholdDetectors(AbstractDetector):
     afterpulse_decay_gates: float = 1.0
     dead_time_gates: float = 0.0
     dead_time_mode: str = static("common")
+    filter_nm: float = 0.8
+    gate_ns: float = 1.0
 
     def checks(self):
         return [
@@ -103,6 +116,8 @@ class ThresholdDetectors(AbstractDetector):
                 lambda d, xp: xp.asarray(d.dead_time_mode in DEAD_TIME_MODES),
                 f"must be one of {', '.join(DEAD_TIME_MODES)}",
             ),
+            Range("filter_nm", 0.0, lo_open=True),
+            Range("gate_ns", 0.0, lo_open=True),
         ]
 
     def afterpulse_ratio(self):
@@ -128,9 +143,10 @@ class ThresholdDetectors(AbstractDetector):
         misalignment: float = 0.01,
         click_model: str = "threshold",
     ) -> "ThresholdDetectors":
-        """Build from datasheet units: p_dark = 1 - exp(-rate * gate) (Poisson dark counts)."""
+        """Build from datasheet units: p_dark = 1 - exp(-rate * gate) (Poisson dark counts); the
+        gate is also the window over which noise photons are counted (``gate_ns``)."""
         p_dark = -math.expm1(-dark_count_rate_hz * gate_width_s)
-        return cls(efficiency, p_dark, misalignment, click_model)
+        return cls(efficiency, p_dark, misalignment, click_model, gate_ns=gate_width_s * 1e9)
 
 
 def gys2004(click_model: str = "ma2005") -> ThresholdDetectors:

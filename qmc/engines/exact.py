@@ -4,6 +4,8 @@
 Bob basis b (Z, X), Alice bit x, and Bob's outcome (no click, detector 0 only, detector 1 only,
 double click), each row conditioned on its pulse class. Differentiable and float64; the Monte
 Carlo engines use the same axes, and analyses read both through :class:`Observations`.
+Bob's background per detector, dark counts and the noise of classical traffic in the fiber, is
+:meth:`qmc.Link.background_click_probability` (the dark-count probability without traffic).
 
 Afterpulsing and dead time make pulses depend on each other, which a per-pulse table cannot hold.
 ``outcome_table`` then applies the usual closed-form approximation
@@ -51,7 +53,9 @@ def port_efficiencies(eta, misalignment):
 def _threshold_table(source, mu, eta_0, eta_1, p_dark):
     """Two independent-noise threshold detectors fed by one pulse (Beaudry et al. squashing).
 
-    With D_j the event "detector j fires" (photon or dark count), q = 1 - p_dark and
+    ``p_dark`` is each detector's background, dark counts and noise of classical traffic together
+    (:meth:`qmc.Link.background_click_probability`; the dark-count probability itself without
+    traffic). With D_j the event "detector j fires" (photon or background), q = 1 - p_dark and
     C(x) = 1 - G(1 - x) the probability that a photon survives efficiency x:
       P(no click)  = q^2 G(1 - eta_0 - eta_1)
       P(D_0)       = p_dark + q C(eta_0)
@@ -184,12 +188,16 @@ def memoryless_table(link, protocol, source=None):
     eta = link.transmittance()
     mu = jnp.asarray(protocol.intensities)[:, None, None, None]  # (k, 1, 1, 1)
     shape = (mu.shape[0], 2, 2, 2)
+    # Per-detector background: dark counts or noise from classical traffic (det.p_dark itself,
+    # the same object, when the fiber carries no traffic).
+    p_bg = link.background_click_probability()
     if det.click_model == "ma2005":
-        return _ma2005_table(source, mu, eta, det.background_yield, det.misalignment, shape)
+        y0 = p_bg * (2.0 - p_bg)  # Y0 = 1 - (1 - p_bg)^2, as ThresholdDetectors.background_yield
+        return _ma2005_table(source, mu, eta, y0, det.misalignment, shape)
     if det.click_model != "threshold":
         raise ValueError(f"detector.click_model = {det.click_model!r}: must be 'threshold' or 'ma2005'")
     eta_0, eta_1 = port_efficiencies(eta, det.misalignment)
-    table = _threshold_table(source, mu, eta_0[None], eta_1[None], det.p_dark)
+    table = _threshold_table(source, mu, eta_0[None], eta_1[None], p_bg)
     return jnp.broadcast_to(table, shape + (4,))  # a Fock source ignores mu: keep the k axis
 
 

@@ -10,7 +10,9 @@ misprint: with eta_ch the optical error would be e_mis / eta_Bob = 5 % of the de
 of the paper's numbers is reproduced (``as_printed=True`` keeps it, to show that). With
 ``p_afterpulse = 0`` the model agrees with the exact engine to first order in p_dc (the exact
 engine keeps double clicks and the product (1 - p_dc)^2). The afterpulse term is the exact
-engine's (:func:`qmc.engines.exact.afterpulse_observations`), one definition for both.
+engine's (:func:`qmc.engines.exact.afterpulse_observations`), one definition for both. With
+classical traffic in the fiber p_dc is the background per detector of
+:meth:`qmc.Link.background_click_probability` (dark counts or noise), as in the exact engine.
 """
 
 from __future__ import annotations
@@ -55,8 +57,9 @@ class Lim2014Model(AbstractEngine):
         mu = jnp.asarray(protocol.intensities, jnp.float64)
         eta_error = link.channel.transmittance() if self.as_printed else eta
         photon = -jnp.expm1(-eta_error * mu)
-        d = 1.0 - (1.0 - 2.0 * det.p_dark) * jnp.exp(-eta * mu)
-        gain, error_gain = exact.afterpulse_observations(d, det.p_dark + det.misalignment * photon, self.p_afterpulse)
+        p_dc = link.background_click_probability()  # p_dark, plus the noise of classical traffic if any
+        d = 1.0 - (1.0 - 2.0 * p_dc) * jnp.exp(-eta * mu)
+        gain, error_gain = exact.afterpulse_observations(d, p_dc + det.misalignment * photon, self.p_afterpulse)
         return Observations(jnp.stack([gain, gain], axis=1), jnp.stack([error_gain, error_gain], axis=1))
 
     def sifted_probabilities(self, link, protocol):

@@ -26,8 +26,12 @@ Two paths (static field ``path``):
   probability 1 - e_d; mismatched: either with 1/2), one word per photon (photons beyond the
   second, 1.4 % of pulses at mu = 0.48, on a compacted list); dark counts of each detector as a
   Bernoulli process drawn as geometric gaps (counts placed at their positions, p_dark realized to
-  2**-53); a detector fires on a photon or a dark count. Only the ``threshold`` click model is
-  physical (``ma2005`` is a linear model of the gains).
+  2**-53); a detector fires on a photon or a dark count. With classical traffic in the fiber the
+  Bernoulli probability is the background p_bg = 1 - (1 - p_dark)(1 - p_noise) of
+  :meth:`qmc.Link.background_click_probability` (noise photons are Poisson and independent of
+  everything else, so a detector's noise clicks are Bernoulli per gate with the exact engine's
+  marginal). Only the ``threshold`` click model is physical (``ma2005`` is a linear model of the
+  gains).
 
 Hidden counts (``photon_counts=True``) split every cell by the photon number Alice sent (0, 1, 2+):
 the physical path counts them; the fast path draws from the joint table with photon bins.
@@ -211,9 +215,12 @@ def _cell_physical(pkey, block_pulses: int, link, phys_tables, max_photons: int,
             pkey, block_pulses, has_photon(2, k_idx, v_hi, v_lo), (k_idx, route, v_hi, v_lo),
             has_photon, (f_hi, f_lo), (det0, det1, n_ph), max_photons,
         )
-    p_dark = link.detector.p_dark
-    dark0 = binomial.geometric_positions(pkey, _S_DARK, p_dark, block_pulses)
-    dark1 = binomial.geometric_positions(pkey, _S_DARK + 1, p_dark, block_pulses)
+    # Background of each detector: dark counts or noise photons of classical traffic, independent
+    # of each other, of the other detector (unpolarized Poisson noise split in two) and of Alice's
+    # photons, so one Bernoulli(p_bg) per detector and gate; p_bg is p_dark without traffic.
+    p_bg = link.background_click_probability()
+    dark0 = binomial.geometric_positions(pkey, _S_DARK, p_bg, block_pulses)
+    dark1 = binomial.geometric_positions(pkey, _S_DARK + 1, p_bg, block_pulses)
     outcome = (det0 | dark0).astype(jnp.int32) + 2 * (det1 | dark1).astype(jnp.int32)
     if photon_bins:
         return (cls * 3 + jnp.minimum(n_ph, 2)) * 4 + outcome

@@ -10,10 +10,11 @@ start must be burnt in, so it is a config value (``n_streams``), never chosen by
 
 Each gate, in order (see :class:`qmc.detectors.ThresholdDetectors` for the model):
 
-1. The pulse's class and its *memoryless* outcome (which detectors would fire on photons and dark
-   counts) are drawn from :func:`qmc.engines.exact.memoryless_table` exactly as on the pulse
-   engine's fast path (one 32-bit word and one alias lookup, exact fix-up of the rare ambiguous
-   draws with a second word).
+1. The pulse's class and its *memoryless* outcome (which detectors would fire on photons, dark
+   counts and the noise of classical traffic, :meth:`qmc.Link.background_click_probability`) are
+   drawn from :func:`qmc.engines.exact.memoryless_table` exactly as on the pulse engine's fast
+   path (one 32-bit word and one alias lookup, exact fix-up of the rare ambiguous draws with a
+   second word).
 2. A pending trap of detector j whose release gate has come fires detector j.
 3. A detector that is dead (``"common"``: either detector clicked in the last d gates;
    ``"per_detector"``: this one did) does not click: its photon, dark count or afterpulse is lost.

@@ -17,7 +17,17 @@ import abc
 
 import jax.numpy as jnp
 
-__all__ = ["AbstractSource"]
+from qmc.channels.raman_spectrum import WAVELENGTH_RANGE_NM
+from qmc.validation import Range
+
+__all__ = ["AbstractSource", "wavelength_check"]
+
+
+def wavelength_check() -> Range:
+    """The range of a source's ``wavelength_nm``: single-mode fiber, where the Raman spectrum and
+    the noise model of :mod:`qmc.channels.raman` apply (:data:`WAVELENGTH_RANGE_NM`, O to U band)."""
+    lo, hi = WAVELENGTH_RANGE_NM
+    return Range("wavelength_nm", lo, hi)
 
 
 class AbstractSource(abc.ABC):

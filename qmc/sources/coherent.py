@@ -6,7 +6,7 @@ import jax.numpy as jnp
 from jax.scipy.special import gammainc, gammaln, xlogy
 
 from qmc._pytree import pytree_dataclass
-from qmc.sources.base import AbstractSource
+from qmc.sources.base import AbstractSource, wavelength_check
 from qmc.validation import Range
 
 __all__ = ["WeakCoherentSource"]
@@ -22,9 +22,12 @@ class WeakCoherentSource(AbstractSource):
 
     Args:
         rep_rate_hz: pulse repetition rate, to turn bits per pulse into bits per second.
+        wavelength_nm: lambda_q, the quantum signal's wavelength in nm (1550: the C band). Only
+            the noise from classical traffic in the fiber depends on it (``Link.classical``).
     """
 
     rep_rate_hz: float = 1e9
+    wavelength_nm: float = 1550.0
 
     def log_p_none(self, mu, x):
         return -mu * x
@@ -44,4 +47,4 @@ class WeakCoherentSource(AbstractSource):
         return gammainc(2.0, jnp.asarray(mu, dtype=jnp.float64))
 
     def checks(self):
-        return [Range("rep_rate_hz", 0.0, lo_open=True)]
+        return [Range("rep_rate_hz", 0.0, lo_open=True), wavelength_check()]

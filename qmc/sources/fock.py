@@ -7,7 +7,7 @@ import math
 import jax.numpy as jnp
 
 from qmc._pytree import pytree_dataclass, static
-from qmc.sources.base import AbstractSource
+from qmc.sources.base import AbstractSource, wavelength_check
 from qmc.validation import Range
 
 __all__ = ["FockSource", "SinglePhotonSource"]
@@ -23,6 +23,7 @@ class FockSource(AbstractSource):
 
     n_photons: int = static(1)
     rep_rate_hz: float = 1e9
+    wavelength_nm: float = 1550.0  # lambda_q in nm, as WeakCoherentSource's (noise from classical traffic)
 
     def log_p_none(self, mu, x):
         if self.n_photons == 0:  # the vacuum: 0 * log(0) would be NaN at x = 1
@@ -48,9 +49,9 @@ class FockSource(AbstractSource):
         return jnp.where(jnp.asarray(n) == self.n_photons, 1.0, 0.0)
 
     def checks(self):
-        return [Range("rep_rate_hz", 0.0, lo_open=True)]
+        return [Range("rep_rate_hz", 0.0, lo_open=True), wavelength_check()]
 
 
-def SinglePhotonSource(rep_rate_hz: float = 1e9) -> FockSource:
+def SinglePhotonSource(rep_rate_hz: float = 1e9, wavelength_nm: float = 1550.0) -> FockSource:
     """Ideal single-photon source (one photon per pulse)."""
-    return FockSource(n_photons=1, rep_rate_hz=rep_rate_hz)
+    return FockSource(n_photons=1, rep_rate_hz=rep_rate_hz, wavelength_nm=wavelength_nm)
