@@ -298,6 +298,7 @@ def test_optax_solver_finds_the_gys_optimum():
     assert bool(opt.found) and float(opt.rate.rate) > 0 and 1 < int(opt.n_eval) < 100
 
 
+@pytest.mark.slow  # about 18 s on 2 cores: the device loop and optax's lbfgs compile their own programs
 def test_optax_solver_agrees_with_bfgs_on_a_finite_key_point(finite_random):
     links, blocks, opt = finite_random  # the default solver's optima (four starts per point)
     i = 0
@@ -350,6 +351,7 @@ def test_host_loop_compiles_once_for_any_batch_and_any_numbers():
     assert host._step.cache_size() == compiled
 
 
+@pytest.mark.slow  # about 18 s on 2 cores: the device loop and optax's lbfgs compile their own programs
 def test_device_loop_compiles_once_for_batches_of_nearby_sizes():
     # Batches are padded to a power of two of chains with copies of the last point: 6 and 7 links
     # share one program, and the padding changes no optimum.
