@@ -9,7 +9,8 @@
 * :mod:`qmc.studies.one_vs_two_decoy`: ``one_vs_two_decoy``;
 * :mod:`qmc.studies.finite_key_mc`: ``finite_key_mc``, Monte Carlo sessions beside the bound;
 * :mod:`qmc.studies.optimize_link`: ``optimize_link``, the optimal protocol for a link;
-* :mod:`qmc.studies.afterpulsing`: ``afterpulsing``, the closed form against the stream engine.
+* :mod:`qmc.studies.afterpulsing`: ``afterpulsing``, the closed form against the stream engine;
+* :mod:`qmc.studies.wdm`: ``wdm_coexistence``, key rate versus distance beside classical traffic.
 """
 
 from qmc.studies.key_rate import KEY_RATE_COLUMNS, key_rate_vs_distance, protocol_for

@@ -168,7 +168,9 @@ class Sweep:
     """The axes a study sweeps inside one run (one compiled ``jit(vmap)`` per chunk of points).
 
     Attributes:
-        length_km, block_size, p_afterpulse: :class:`Axis` (or None where a study does not sweep it).
+        length_km, block_size, p_afterpulse, launch_power_dbm: :class:`Axis` (or None where a study
+            does not sweep it); ``launch_power_dbm`` is the total classical launch power of
+            ``wdm_coexistence`` (dBm, split evenly over the classical channels).
         chunk_size: grid points per compiled call of the key-rate sweep (None: chosen from the
             work per point and the device, :func:`qmc.sweep.auto_chunk_size`); results.csv grows
             chunk by chunk.
@@ -178,11 +180,12 @@ class Sweep:
     length_km: Any = None
     block_size: Any = None
     p_afterpulse: Any = None
+    launch_power_dbm: Any = None
     chunk_size: int | None = None
     max_points: int = 10_000_000
 
     def __post_init__(self) -> None:
-        for f in ("length_km", "block_size", "p_afterpulse"):
+        for f in ("length_km", "block_size", "p_afterpulse", "launch_power_dbm"):
             object.__setattr__(self, f, _axis_or_none(getattr(self, f)))
 
     def checks(self):
