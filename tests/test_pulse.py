@@ -331,6 +331,7 @@ def test_kernel_methods_give_identical_tallies(path):
         np.testing.assert_array_equal(np.asarray(counts), reference, err_msg=str(methods))
 
 
+@pytest.mark.slow  # about 20 s on 2 cores: every search and histogram kernel compiled once more
 def test_search_and_histogram_methods_agree_with_numpy():
     rng = np.random.default_rng(5)
     for m in (1, 8, 95, 128):  # 8 and 128: a power of two pads to twice its size
