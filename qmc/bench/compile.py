@@ -15,7 +15,7 @@ import statistics
 import subprocess
 import sys
 
-from qmc.bench.timing import machine
+from qmc.bench.timing import machine, machine_line
 
 __all__ = ["run", "format_result"]
 
@@ -94,8 +94,7 @@ def run(runs: int = 3) -> dict:
 
 
 def format_result(r: dict) -> str:
-    lines = [f"device {r['device']}, {r['cpu_count']} CPUs, load {r['load_average_1min']}, jax {r['jax']}; "
-             f"qmc's options {r['options'] or 'none (not a CPU, or not known to this jaxlib)'}; median of {r['runs']}",
+    lines = [f"{machine_line(r)}; qmc's options {r['options'] or 'none (not a CPU, or not known to this jaxlib)'}; median of {r['runs']}",
              f"{'program':18s} {'default s':>10s} {'qmc s':>8s} {'ratio':>6s}   {'call default':>12s} {'call qmc':>10s}"]
     for name, p in r["programs"].items():
         def ms(x):

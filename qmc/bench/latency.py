@@ -31,7 +31,7 @@ import sys
 import tempfile
 import time
 
-from qmc.bench.timing import machine
+from qmc.bench.timing import machine, machine_line
 
 __all__ = ["run", "format_result", "TARGETS", "SCRIPTS"]
 
@@ -129,8 +129,7 @@ def run(runs: int = 3, names=None) -> dict:
 
 def format_result(r: dict) -> str:
     """The latency benchmark as a plain-text table."""
-    lines = [f"device {r['device']}, {r['cpu_count']} CPUs, load {r['load_average_1min']}, jax {r['jax']}; "
-             f"fresh processes, persistent cache off, median of {r['runs']}",
+    lines = [f"{machine_line(r)}; fresh processes, persistent cache off, median of {r['runs']}",
              f"{'target':24s} {'seconds':>8s} {'target s':>9s} {'met':>4s}   runs"]
     for name, seconds in r["seconds"].items():
         target = r["targets_s"].get(name)

@@ -10,6 +10,7 @@ import numpy as np
 
 from qmc.plots.labels import analysis_name
 from qmc.plots.published import overlay
+from qmc.plots.rows import curves
 from qmc.plots.style import RC_PARAMS, draw_title, legend_right, new_figure
 
 __all__ = ["key_rate_vs_distance", "LABELS"]
@@ -27,18 +28,7 @@ LABELS = {
 
 
 def _series(rows: Iterable[Mapping[str, Any]]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    by_label: dict[str, list[tuple[float, float]]] = {}
-    for row in rows:
-        rate = row.get("key_rate")
-        by_label.setdefault(str(row["analysis"]), []).append(
-            (float(row["length_km"]), math.nan if rate is None else float(rate))
-        )
-    out = {}
-    for label, points in by_label.items():
-        points.sort()
-        x, y = (np.asarray(v, dtype=float) for v in zip(*points))
-        out[label] = (x, y)
-    return out
+    return curves(rows, lambda row: str(row["analysis"]))
 
 
 def key_rate_vs_distance(rows: Iterable[Mapping[str, Any]], ax=None, title: str | None = None, published=None):

@@ -12,7 +12,7 @@ from matplotlib.lines import Line2D
 
 from qmc.plots.keyrate import LABELS
 from qmc.plots.labels import analysis_name
-from qmc.plots.rows import number
+from qmc.plots.rows import curves, number
 from qmc.plots.style import RC_PARAMS, draw_title, legend_right, new_figure
 
 __all__ = ["key_rate_vs_distance_wdm", "power_label", "DIRECTION_NAMES"]
@@ -29,16 +29,8 @@ def power_label(power_dbm: float) -> str:
 
 
 def _series(rows: Iterable[Mapping[str, Any]]) -> dict[tuple, tuple[np.ndarray, np.ndarray]]:
-    points: dict[tuple, list[tuple[float, float]]] = {}
-    for row in rows:
-        key = (number(row["launch_power_dbm"]), str(row.get("direction") or ""), str(row["analysis"]))
-        points.setdefault(key, []).append((number(row["length_km"]), number(row.get("key_rate"))))
-    out = {}
-    for key, values in points.items():
-        values.sort()
-        x, y = (np.asarray(v, dtype=float) for v in zip(*values))
-        out[key] = (x, y)
-    return out
+    return curves(rows, lambda row: (number(row["launch_power_dbm"]), str(row.get("direction") or ""),
+                                     str(row["analysis"])))
 
 
 def key_rate_vs_distance_wdm(rows: Iterable[Mapping[str, Any]], ax=None, title: str | None = None):

@@ -22,7 +22,7 @@ from qmc.studies.spec import analyses, optimize_settings, require_exact_engine, 
 from qmc.sweep import auto_chunk_size, grid, grid_evaluations, maximize_on_grid, run
 from qmc.validation import Range, ValidationError, validate
 
-__all__ = ["key_rate_vs_distance", "KEY_RATE_COLUMNS", "protocol_for"]
+__all__ = ["key_rate_vs_distance", "KEY_RATE_COLUMNS", "protocol_for", "check_inputs"]
 
 KEY_RATE_COLUMNS = (
     "length_km", "analysis", "key_rate", "key_rate_bps", "mu", "reason", "y1", "e1", "gain", "qber",
@@ -89,6 +89,17 @@ def key_rate_vs_distance(
     Raises:
         ValidationError: bad input, before anything is compiled.
     """
+    lengths, labels, protocols, mus = check_inputs(link, protocol, analyses, lengths_km, mu_grid, chunk_size)
+    return _key_rate_chunks(link, protocols, dict(analyses), labels, lengths, mus, chunk_size)
+
+
+def check_inputs(link, protocol, analyses, lengths_km, mu_grid, chunk_size):
+    """A key-rate sweep's inputs checked before anything compiles: ``(lengths, labels, protocols
+    per label, mu grid or None)``.
+
+    Raises:
+        ValidationError: the first bad value, named as the config key.
+    """
     lengths = np.asarray(lengths_km, dtype=float)
     bad = Range("length_km", 0.0).error(SimpleNamespace(length_km=lengths), "sweep.")
     if bad:
@@ -109,7 +120,7 @@ def key_rate_vs_distance(
             raise ValidationError(bad)
     if chunk_size is not None and int(chunk_size) < 1:
         raise ValidationError(f"sweep.chunk_size = {chunk_size} is out of range: must be >= 1")
-    return _key_rate_chunks(link, protocols, dict(analyses), labels, lengths, mus, chunk_size)
+    return lengths, labels, protocols, mus
 
 
 @functools.lru_cache(maxsize=32)

@@ -31,12 +31,12 @@ from qmc.channels.raman import (
     MAX_LAUNCH_POWER_DBM, ClassicalChannel, ClassicalTraffic, leakage_power_w, noise_photons_per_s, raman_power_w,
 )
 from qmc.link import Link, check_noise, has_traffic, noise_click_probability
-from qmc.studies.key_rate import _NO_SIGNAL_INTENSITY, _check_pair, _point_fn, _row, protocol_for
+from qmc.studies.key_rate import _NO_SIGNAL_INTENSITY, _point_fn, _row, check_inputs
 from qmc.studies.registry import Chunk, Study, register
 from qmc.studies.settings import Sweep
 from qmc.studies.spec import analyses, optimize_settings, require_exact_engine, setting
 from qmc.sweep import auto_chunk_size, grid, grid_evaluations, run
-from qmc.validation import Range, ValidationError, validate
+from qmc.validation import Range, ValidationError
 
 __all__ = ["wdm_coexistence", "WDM_COLUMNS", "traffic_of", "total_launch_power_dbm", "traffic_direction"]
 
@@ -109,34 +109,17 @@ def wdm_coexistence(
     Raises:
         ValidationError: bad input, before anything is compiled.
     """
-    lengths = np.asarray(lengths_km, dtype=float)
     powers = np.asarray(launch_powers_dbm, dtype=float)
-    bad = Range("length_km", 0.0).error(SimpleNamespace(length_km=lengths), "sweep.")
-    bad = bad or Range(_POWER, -math.inf, MAX_LAUNCH_POWER_DBM).error(SimpleNamespace(**{_POWER: powers}), "sweep.")
+    bad = Range(_POWER, -math.inf, MAX_LAUNCH_POWER_DBM).error(SimpleNamespace(**{_POWER: powers}), "sweep.")
     if bad:
         raise ValidationError(bad)
-    if lengths.ndim != 1 or lengths.size == 0 or powers.ndim != 1 or powers.size == 0:
+    if np.ndim(lengths_km) != 1 or np.size(lengths_km) == 0 or powers.ndim != 1 or powers.size == 0:
         raise ValidationError("sweep.length_km and sweep.launch_power_dbm: need at least one value each")
     if not has_traffic(link):
         raise ValidationError("sweep.launch_power_dbm: the link has no classical channel whose launch power it "
                               "could set (choose traffic, e.g. classical=data_c_band)")
-    validate(link)
+    lengths, labels, protocols, mus = check_inputs(link, protocol, analyses, lengths_km, mu_grid, chunk_size)
     check_noise(link)
-    validate(protocol, "protocol.")
-    if not analyses:
-        raise ValidationError("analysis.variants: needs at least one analysis")
-    labels = tuple(analyses)
-    protocols = {label: protocol_for(analyses[label], protocol) for label in labels}
-    for label in labels:
-        validate(analyses[label], f"analysis.variants.{label}.")
-        _check_pair(label, analyses[label], protocols[label])
-    mus = None if mu_grid is None else np.asarray(mu_grid, dtype=float)
-    if mus is not None:
-        bad = Range("mu", 0.0, lo_open=True).error(SimpleNamespace(mu=mus), "optimize.")
-        if bad:
-            raise ValidationError(bad)
-    if chunk_size is not None and int(chunk_size) < 1:
-        raise ValidationError(f"sweep.chunk_size = {chunk_size} is out of range: must be >= 1")
     link = dataclasses.replace(link, classical=traffic_of(link))
     return _chunks(link, protocols, dict(analyses), labels, lengths, powers, mus, chunk_size)
 
