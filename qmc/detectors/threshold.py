@@ -48,11 +48,19 @@ from qmc.detectors.base import AbstractDetector
 from qmc.validation import Range, Rule
 
 __all__ = [
-    "ThresholdDetectors", "CLICK_MODELS", "DEAD_TIME_MODES", "p_dark_from_background_yield", "gys2004",
+    "ThresholdDetectors", "CLICK_MODELS", "DEAD_TIME_MODES", "p_dark_from_background_yield", "background_yield",
+    "gys2004",
 ]
 
 CLICK_MODELS = ("threshold", "ma2005")
 DEAD_TIME_MODES = ("common", "per_detector")
+
+
+def background_yield(p_click):
+    """Ma's background yield Y0 = 1 - (1 - p)^2 of two detectors that each fire on vacuum with
+    probability ``p`` (dark counts, or dark counts and noise): written p (2 - p), without the
+    cancellation of 1 - (1 - p)^2 for small p."""
+    return p_click * (2.0 - p_click)
 
 
 def p_dark_from_background_yield(y0: float) -> float:
@@ -132,7 +140,7 @@ class ThresholdDetectors(AbstractDetector):
     @property
     def background_yield(self):
         """Y0 = 1 - (1 - p_dark)^2: probability that at least one detector fires on vacuum."""
-        return self.p_dark * (2.0 - self.p_dark)  # the same, without cancellation for small p_dark
+        return background_yield(self.p_dark)
 
     @classmethod
     def from_datasheet(

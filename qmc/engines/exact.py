@@ -20,6 +20,7 @@ import dataclasses
 
 import jax.numpy as jnp
 
+from qmc.detectors.threshold import background_yield
 from qmc.engines.observations import Observations
 from qmc.engines.tally import relative_outcomes
 from qmc.sources import FockSource
@@ -192,7 +193,7 @@ def memoryless_table(link, protocol, source=None):
     # the same object, when the fiber carries no traffic).
     p_bg = link.background_click_probability()
     if det.click_model == "ma2005":
-        y0 = p_bg * (2.0 - p_bg)  # Y0 = 1 - (1 - p_bg)^2, as ThresholdDetectors.background_yield
+        y0 = background_yield(p_bg)
         return _ma2005_table(source, mu, eta, y0, det.misalignment, shape)
     if det.click_model != "threshold":
         raise ValueError(f"detector.click_model = {det.click_model!r}: must be 'threshold' or 'ma2005'")
