@@ -23,13 +23,15 @@ from qmc._pytree import pytree_dataclass
 from qmc.channels import Fiber
 from qmc.channels.raman import (
     ClassicalChannel, ClassicalTraffic, check_noise_inputs, noise_clicks_per_gate, noise_photons_per_gate,
+    traffic_profile, with_profile,
 )
+from qmc.channels.traffic import Constant
 from qmc.detectors import ThresholdDetectors
 from qmc.sources import WeakCoherentSource
 from qmc.validation import ValidationError
 
 __all__ = ["Link", "has_traffic", "noise_photons", "noise_click_probability", "background_click_probability",
-           "check_noise"]
+           "check_noise", "varies_in_time", "at_noise_level"]
 
 
 @pytree_dataclass
@@ -77,6 +79,8 @@ def has_traffic(link) -> bool:
 def noise_photons(link):
     """Mean noise photons per gate at Bob's input (both detectors together), from ``link.classical``.
 
+    The time average over the traffic's power profile (:mod:`qmc.channels.traffic`): the
+    configured launch power times the profile's mean factor (exactly 1 for constant traffic).
     Computed at the end of the fiber (``link.channel`` must have ``length_km`` and
     ``loss_db_per_km``: a :class:`qmc.Fiber`); the fiber's ``insertion_loss_db`` does not
     attenuate the noise (where the lumped loss sits is not known). 0.0 without traffic.
@@ -87,8 +91,20 @@ def noise_photons(link):
     if not (hasattr(channel, "length_km") and hasattr(channel, "loss_db_per_km")):
         raise TypeError(f"classical traffic needs a fiber channel (length_km, loss_db_per_km), not "
                         f"{type(channel).__name__}")
-    return noise_photons_per_gate(link.classical, channel.length_km, channel.loss_db_per_km,
-                                  link.source.wavelength_nm, link.detector.filter_nm, link.detector.gate_ns)
+    photons = noise_photons_per_gate(link.classical, channel.length_km, channel.loss_db_per_km,
+                                     link.source.wavelength_nm, link.detector.filter_nm, link.detector.gate_ns)
+    return photons * traffic_profile(link.classical).mean_factor(link.source.rep_rate_hz)
+
+
+def varies_in_time(link) -> bool:
+    """Whether the link's traffic follows a profile other than a constant one (static)."""
+    return has_traffic(link) and not isinstance(traffic_profile(link.classical), Constant)
+
+
+def at_noise_level(link, factor):
+    """The link with its traffic held at ``factor`` times the configured launch power (one level of
+    its profile: the pulse engine's table for the pulses emitted at that level)."""
+    return Link(link.source, link.channel, link.detector, with_profile(link.classical, Constant(factor)))
 
 
 def noise_click_probability(link):

@@ -14,7 +14,8 @@ import qmc
 import reference as ref
 from qmc.engines import exact
 from qmc.random import binomial, compact, histogram, philox, tables
-from qmc.engines.pulse import PulseEngine, _physical_tables, simulate
+from qmc.engines.physical import physical_tables as _physical_tables
+from qmc.engines.pulse import PulseEngine, simulate
 
 Z = 5.0
 BLOCK = 2**18  # small blocks keep the tests quick; the engine default is 2**20

@@ -35,10 +35,12 @@ from __future__ import annotations
 import dataclasses
 import math
 
+import jax
 import jax.numpy as jnp
 
 from qmc._pytree import pytree_dataclass, static
 from qmc.channels.base import db_to_transmittance
+from qmc.channels.traffic import PROFILES, Constant
 from qmc.channels.raman_spectrum import (
     DEFAULT_TEMPERATURE_K, LIGHT_M_PER_S, PLANCK_J_S, WAVELENGTH_RANGE_NM, _one_minus_exp_over,
     raman_coefficient_per_km_nm, spectrum_problem,
@@ -49,7 +51,7 @@ __all__ = [
     "ClassicalChannel", "ClassicalTraffic", "DIRECTIONS", "attenuation_per_km", "dbm_to_w",
     "forward_length_km", "backward_length_km", "raman_power_w", "leakage_power_w", "noise_power_w",
     "noise_photons_per_s", "photons_per_gate", "noise_photons_per_gate", "noise_clicks_per_gate",
-    "check_noise_inputs",
+    "check_noise_inputs", "traffic_profile", "with_profile",
 ]
 
 DIRECTIONS = ("co", "counter")
@@ -85,6 +87,7 @@ class ClassicalChannel:
             quantum wavelength).
         isolation_db: suppression of this channel's own light at Bob's quantum port (demultiplexer
             and filters), dB; inf for none leaking.
+        profile: how its power varies in time (:mod:`qmc.channels.traffic`); None: constant.
     """
 
     wavelength_nm: float = 1550.0
@@ -93,6 +96,11 @@ class ClassicalChannel:
     raman_coefficient: float | None = None
     loss_db_per_km: float | None = None
     isolation_db: float = math.inf
+    profile: object = None
+
+    def __post_init__(self):
+        if self.profile is None:
+            object.__setattr__(self, "profile", Constant())
 
     def checks(self):
         lo, hi = WAVELENGTH_RANGE_NM
@@ -104,17 +112,43 @@ class ClassicalChannel:
             _OptionalRange("raman_coefficient", 0.0),
             _OptionalRange("loss_db_per_km", 0.0),
             Range("isolation_db", 0.0),
+            _profile_rule(),
         ]
+
+
+def _profile_rule():
+    return Rule("profile", lambda c, xp: xp.asarray(isinstance(c.profile, PROFILES)),
+                f"must be one of {', '.join(p.__name__ for p in PROFILES)} (qmc.channels.traffic)")
 
 
 @pytree_dataclass
 class ClassicalTraffic:
-    """Several classical channels in the fiber (none: no noise). ``channels`` is a tuple."""
+    """Several classical channels in the fiber (none: no noise). ``channels`` is a tuple.
+
+    ``profile`` (:mod:`qmc.channels.traffic`; None: constant) modulates all channels together. A
+    channel's own profile is moved onto the traffic when it is the only non-constant one (so a
+    single channel keeps its profile when it becomes traffic of one); channels with different
+    profiles are refused.
+    """
 
     channels: tuple = ()
+    profile: object = None
 
     def __post_init__(self):
         object.__setattr__(self, "channels", tuple(self.channels))  # a list from YAML
+        moving = [ch.profile for ch in self.channels if not isinstance(ch.profile, (Constant, type(None)))]
+        if any(not _is_default(ch.profile) for ch in self.channels if isinstance(ch.profile, Constant)):
+            raise ValidationError("classical.channels: a channel's constant profile scales its power; set its "
+                                  "launch_power_dbm instead (classical.profile applies to all channels)")
+        if moving:
+            if len(moving) > 1 or not _is_default(self.profile):
+                raise ValidationError("classical.profile: the channels' power profiles differ; give one profile "
+                                      "to the traffic (classical.profile) instead")
+            object.__setattr__(self, "channels", tuple(dataclasses.replace(ch, profile=Constant())
+                                                       for ch in self.channels))
+            object.__setattr__(self, "profile", moving[0])
+        if self.profile is None:
+            object.__setattr__(self, "profile", Constant())
 
     @classmethod
     def evenly(cls, wavelengths_nm, total_launch_power_dbm: float, direction: str = "co",
@@ -125,7 +159,34 @@ class ClassicalTraffic:
         return cls(tuple(ClassicalChannel(w, each_dbm, direction, **fields) for w in wavelengths))
 
     def checks(self):
-        return []  # each channel's checks run through qmc.validate
+        return [_profile_rule()]  # each channel's checks run through qmc.validate
+
+
+def _is_default(profile) -> bool:
+    """Whether a profile is None or the constant, configured power (factor 1; a traced factor,
+    from rebuilding the traffic inside jit, counts as the one checked when it was concrete)."""
+    if profile is None:
+        return True
+    if not isinstance(profile, Constant):
+        return False
+    try:
+        return float(profile.factor) == 1.0
+    except (TypeError, jax.errors.ConcretizationTypeError):
+        return True
+
+
+def traffic_profile(classical):
+    """The power profile of the traffic (a single channel's own, or the traffic's); constant without one."""
+    if isinstance(classical, ClassicalChannel):
+        return classical.profile
+    if isinstance(classical, ClassicalTraffic):
+        return classical.profile
+    return Constant()
+
+
+def with_profile(classical, profile):
+    """The same traffic following ``profile`` instead (e.g. :class:`Constant` at one level's factor)."""
+    return dataclasses.replace(classical, profile=profile)
 
 
 def _channels(classical) -> tuple:

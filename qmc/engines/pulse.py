@@ -49,9 +49,12 @@ from jax import lax
 from qmc._pytree import as_count, pytree_dataclass, static
 from qmc.engines.base import AbstractEngine
 from qmc.engines import exact
-from qmc.random import binomial, compact, histogram, philox, tables
+from qmc.random import compact, histogram, philox, tables
 from qmc.engines.exact import photon_outcome_table
 from qmc.engines.tally import Tally
+from qmc.engines.physical import background_levels, cell_physical, physical_tables, word_position
+from qmc.link import at_noise_level, varies_in_time
+from qmc.channels.raman import traffic_profile
 from qmc.validation import Range, Rule, whole
 
 __all__ = ["PulseEngine", "simulate", "default_chunk", "fast_methods", "PATHS"]
@@ -65,9 +68,7 @@ PURPOSE_PHYSICAL = 0x9415
 
 # Philox streams within a block (each stream is a sequence of block_pulses words).
 _S_CELL, _S_CELL_LO = 0, 1  # fast path: the cell word and its rare lower word
-_S_CLASS, _S_CLASS_LO, _S_NPH_HI, _S_NPH_LO = 0, 1, 2, 3  # physical: class, photon number
-_S_DARK = 8  # physical: dark counts of detector d use stream 8 + d
-_S_FATE = 16  # physical: photon j's fate uses stream 16 + 2 j, its rare lower word 17 + 2 j
+# (the physical path's streams: qmc.engines.physical)
 
 
 def default_chunk(block_pulses: int) -> int:
@@ -98,170 +99,24 @@ def fast_methods(block_pulses: int = 2**20, backend: str | None = None) -> tuple
     return histogram.kernel_methods(backend)
 
 
-def _word_position(i, block_pulses: int):
-    return jnp.divmod(i, block_pulses // 4)
-
-
-def _cells_fast(pkeys, block_pulses: int, entry, cut):
+def _cells_fast(pkeys, block_pulses: int, entry, cut, level=None):
     """Cells of the blocks of one chunk (flat, block-major) on the fast path: one word and one
-    alias lookup per pulse, rare exact fix-ups with a second word.
+    alias lookup per pulse, rare exact fix-ups with a second word. With ``level`` (one per pulse)
+    ``entry`` and ``cut`` hold one table per level of the traffic's profile.
 
     The fix-up loop runs once over the whole chunk (not once per block under ``vmap``, where
     every step of any block's loop would be a select over all the blocks' cells)."""
     w = jax.vmap(lambda pk: philox.words(pk, block_pulses, _S_CELL))(pkeys).ravel()
-    cell, amb = tables.alias_draw(w, entry)
+    cell, amb = tables.alias_draw(w, entry, level)
 
     def resolve(i):
         b, j = jnp.divmod(i, block_pulses)
-        w_lo = philox.word_at(pkeys[b], _word_position(j, block_pulses), _S_CELL_LO)
-        return tables.alias_exact(w[i], w_lo, entry, cut)
+        w_lo = philox.word_at(pkeys[b], word_position(j, block_pulses), _S_CELL_LO)
+        if level is None:
+            return tables.alias_exact(w[i], w_lo, entry, cut)
+        return tables.alias_exact(w[i], w_lo, entry[level[i]], cut[level[i]])
 
     return compact.fix_ambiguous(cell, amb, resolve)
-
-
-def _select_rows(row, table):
-    """table[row] for a small static table (R, ...) by a where-chain (a gather would stop XLA:CPU
-    from vectorizing the surrounding loop)."""
-    out = jnp.broadcast_to(table[0], row.shape + table.shape[1:])
-    for r in range(1, table.shape[0]):
-        out = jnp.where((row == r).reshape(row.shape + (1,) * (table.ndim - 1)), table[r], out)
-    return out
-
-
-def _lt64(w_hi, w_lo, t_hi, t_lo):
-    """64-bit comparison (w_hi, w_lo) < (t_hi, t_lo), t_hi in [0, 2**32] and t_lo (int64)."""
-    h = w_hi.astype(jnp.int64)
-    return (h < t_hi) | ((h == t_hi) & (w_lo.astype(jnp.int64) < t_lo))
-
-
-def _physical_tables(link, protocol, max_photons: int):
-    """Threshold tables of the physical path (64-bit fixed point as (hi, lo) int64 pairs).
-
-    Returns:
-        ``t_class`` (thresholds of the 8k classes), ``(s_hi, s_lo)`` of P(n > j | mu_k), shape
-        (k, max_photons), and ``t_fate`` of the photon fates (detector 0, detector 1, lost) for
-        the routing rows (bit 0 matched, bit 1 matched, mismatched), shape (3, 2) each.
-    """
-    t_class = tables.thresholds64(protocol.class_probabilities().ravel())  # (8k - 1,)
-    # P(n > j | mu_k) for j = 0 .. max_photons - 1, as suffix sums of the source's pmf (relative
-    # precision kept for tiny tails); photons beyond max_photons are cut (see PulseEngine).
-    n = jnp.arange(max_photons + 8, dtype=jnp.float64)
-    mu = jnp.asarray(protocol.intensities, jnp.float64)
-    pmf = link.source.photon_number_pmf(mu[:, None], n[None, :])  # (k, J + 8)
-    tail = jnp.cumsum(pmf[:, ::-1], axis=1)[:, ::-1]  # P(n >= j)
-    more = jnp.clip(tail[:, 1: max_photons + 1], 0.0, 1.0)  # P(n > j), (k, J)
-    s_hi = jnp.floor(more * 2.0**32)
-    s_lo = jnp.floor((more * 2.0**32 - s_hi) * 2.0**32)
-    # Photon fate: (detector 0, detector 1, lost). Routing rows: bit 0 matched (detector 0 with
-    # 1 - e_d), bit 1 matched (detector 0 with e_d), mismatched (either with 1/2).
-    eta = link.transmittance()
-    e_d = link.detector.misalignment
-    f0 = jnp.stack([1.0 - e_d, e_d, jnp.full_like(e_d, 0.5)])
-    fate = jnp.stack([eta * f0, eta * (1.0 - f0), jnp.broadcast_to(1.0 - eta, (3,))], axis=-1)
-    t_fate = tables.thresholds64(fate)  # (3, 2) each
-    return t_class, (s_hi.astype(jnp.int64), s_lo.astype(jnp.int64)), t_fate
-
-
-def _cell_physical(pkey, block_pulses: int, link, phys_tables, max_photons: int, photon_bins: bool,
-                   method: str = "compare"):
-    """Cells of one block on the physical path.
-
-    Photons 0 and 1 of every pulse are handled on the whole block (one fate word each, rare exact
-    fix-ups); the few pulses with 3 or more photons (1.4 % at mu = 0.48) are compacted and their
-    further photons drawn from the same words (``word_at``), with exact 64-bit comparisons.
-    """
-    t_class, (s_hi, s_lo), (f_hi, f_lo) = phys_tables
-    w = philox.words(pkey, block_pulses, _S_CLASS)
-    cls, amb = tables.categorical(w, t_class[0], method)
-
-    def resolve_class(i):
-        w_lo = philox.word_at(pkey, _word_position(i, block_pulses), _S_CLASS_LO)
-        return tables.categorical_exact(w[i], w_lo, t_class[0], t_class[1])
-
-    cls = compact.fix_ambiguous(cls, amb, resolve_class)
-    k_idx = cls // 8
-    a, b, x = (cls // 4) % 2, (cls // 2) % 2, cls % 2
-    route = jnp.where(a == b, x, 2)  # routing row: 0 / 1 matched by Alice's bit, 2 mismatched
-    v_hi = philox.words(pkey, block_pulses, _S_NPH_HI)
-    v_lo = philox.words(pkey, block_pulses, _S_NPH_LO)
-
-    def has_photon(j, kk, vh, vl):  # photon j exists: n > j
-        return _lt64(vh, vl, _select_rows(kk, s_hi[:, j]), _select_rows(kk, s_lo[:, j]))
-
-    f_hi32 = jnp.minimum(f_hi, 0xFFFFFFFF).astype(jnp.uint32)  # (3, 2)
-    t0 = _select_rows(route, f_hi32[:, 0])
-    t1 = _select_rows(route, f_hi32[:, 1])
-    det0 = jnp.zeros(block_pulses, bool)
-    det1 = jnp.zeros(block_pulses, bool)
-    n_ph = jnp.zeros(block_pulses, jnp.int32)
-    for j in range(min(2, max_photons)):
-        has = has_photon(j, k_idx, v_hi, v_lo)
-        stream = _S_FATE + 2 * j
-        u = philox.words(pkey, block_pulses, stream)
-        fate = (u >= t0).astype(jnp.int32) + (u >= t1).astype(jnp.int32)
-        amb = has & (fate > 0) & (u == jnp.where(fate == 2, t1, t0))
-
-        def resolve_fate(i, u=u, stream=stream):
-            u_lo = philox.word_at(pkey, _word_position(i, block_pulses), stream + 1)
-            return tables.categorical_exact(u[i], u_lo, f_hi[route[i]], f_lo[route[i]])
-
-        fate = compact.fix_ambiguous(fate, amb, resolve_fate)
-        det0 = det0 | (has & (fate == 0))
-        det1 = det1 | (has & (fate == 1))
-        n_ph = n_ph + has.astype(jnp.int32)
-
-    if max_photons > 2:
-        det0, det1, n_ph = _more_photons(
-            pkey, block_pulses, has_photon(2, k_idx, v_hi, v_lo), (k_idx, route, v_hi, v_lo),
-            has_photon, (f_hi, f_lo), (det0, det1, n_ph), max_photons,
-        )
-    # Background of each detector: dark counts or noise photons of classical traffic, independent
-    # of each other, of the other detector (unpolarized Poisson noise split in two) and of Alice's
-    # photons, so one Bernoulli(p_bg) per detector and gate; p_bg is p_dark without traffic.
-    p_bg = link.background_click_probability()
-    dark0 = binomial.geometric_positions(pkey, _S_DARK, p_bg, block_pulses)
-    dark1 = binomial.geometric_positions(pkey, _S_DARK + 1, p_bg, block_pulses)
-    outcome = (det0 | dark0).astype(jnp.int32) + 2 * (det1 | dark1).astype(jnp.int32)
-    if photon_bins:
-        return (cls * 3 + jnp.minimum(n_ph, 2)) * 4 + outcome
-    return cls * 4 + outcome
-
-
-def _more_photons(pkey, block_pulses, candidates, pulse, has_photon, fate_table, state, max_photons):
-    """Photons 2, 3, ... of the pulses that have them, ``buf`` pulses at a time."""
-    k_idx, route, v_hi, v_lo = pulse
-    f_hi, f_lo = fate_table
-    buf = max(64, block_pulses // 16)
-
-    def one_batch(carry):
-        cand, det0, det1, n_ph = carry
-        idx = compact.first_true(cand, buf, block_pulses)
-        valid = idx < block_pulses
-        gi = jnp.minimum(idx, block_pulses - 1)
-        kk, rr, vh, vl = k_idx[gi], route[gi], v_hi[gi], v_lo[gi]
-        pos = _word_position(gi, block_pulses)
-        th, tl = f_hi[rr], f_lo[rr]  # (buf, 2)
-
-        def photon(c):
-            j, d0, d1, n, _ = c
-            has = valid & has_photon(j, kk, vh, vl)
-            stream = (_S_FATE + 2 * j).astype(jnp.uint32)
-            u_hi = philox.word_at(pkey, pos, stream)
-            u_lo = philox.word_at(pkey, pos, stream + 1)
-            fate = tables.categorical_exact(u_hi, u_lo, th, tl)
-            return (j + 1, d0 | (has & (fate == 0)), d1 | (has & (fate == 1)), n + has.astype(jnp.int32), jnp.any(has))
-
-        zero = jnp.zeros(buf, bool)
-        init = (jnp.int32(2), zero, zero, jnp.zeros(buf, jnp.int32), jnp.asarray(True))
-        _, d0, d1, n, _ = lax.while_loop(lambda c: c[4] & (c[0] < max_photons), photon, init)
-        det0 = det0.at[idx].set(det0[gi] | d0, mode="drop")
-        det1 = det1.at[idx].set(det1[gi] | d1, mode="drop")
-        n_ph = n_ph.at[idx].add(n, mode="drop")
-        cand = cand.at[idx].set(False, mode="drop")
-        return cand, det0, det1, n_ph
-
-    _, det0, det1, n_ph = lax.while_loop(lambda c: jnp.any(c[0]), one_batch, (candidates,) + state)
-    return det0, det1, n_ph
 
 
 @functools.partial(
@@ -269,13 +124,21 @@ def _more_photons(pkey, block_pulses, candidates, pulse, has_photon, fate_table,
 )
 def simulate(key, link, protocol, n_pulses, *, path: str = "fast", chunk: int = 2**20,
              block_pulses: int = 2**20, photon_counts: bool = False, max_photons: int = 32,
-             methods: tuple[str, str] | None = None) -> Tally:
-    """Tally of ``n_pulses`` independent pulses over ``link`` (see the module docstring).
+             methods: tuple[str, str] | None = None, start_pulse=0) -> Tally:
+    """Tally of ``n_pulses`` pulses over ``link`` (see the module docstring).
+
+    Pulses are independent; with classical traffic whose power varies in time
+    (:mod:`qmc.channels.traffic`) pulse i is drawn from the tables of the level its emission time
+    (start_pulse + i) / ``source.rep_rate_hz`` falls in, so the pulses of one burst share its
+    noise (one table per level: the alias tables on the fast path, the background probability
+    by thinning on the physical one).
 
     Args:
         key: JAX PRNG key (the only source of randomness).
         link, protocol: :class:`qmc.Link` and :class:`qmc.DecoyBB84`.
         n_pulses: emitted pulses (traced int64; below 2**52).
+        start_pulse: index of the first pulse on the traffic profile's time axis (traced int64;
+            e.g. ``b n_pulses`` for the b-th of consecutive sessions). Only the profile reads it.
         path: ``"fast"`` or ``"physical"``.
         chunk: pulses per loop step, a whole number of blocks (memory scales with it).
         block_pulses: pulses per key-folding block (a multiple of 4; fixed for reproducibility).
@@ -303,17 +166,32 @@ def simulate(key, link, protocol, n_pulses, *, path: str = "fast", chunk: int = 
     k = jnp.shape(protocol.intensities)[0]
     blocks_per_chunk = chunk // block_pulses
     n_pulses = jnp.asarray(n_pulses, jnp.int64)
+    start_pulse = jnp.asarray(start_pulse, jnp.int64)
+    timed = varies_in_time(link)
+    if timed:
+        profile, rep_rate_hz = traffic_profile(link.classical), link.source.rep_rate_hz
+        factors = profile.factors()
+        if hist_method == FUSED:  # the Pallas kernel draws from one table
+            hist_method = histogram.kernel_methods()[1]
     if path == "fast":
         purpose = PURPOSE_FAST
-        if photon_counts:
-            joint = protocol.class_probabilities()[..., None, None] * photon_outcome_table(link, protocol)
-        else:
-            joint = protocol.class_probabilities()[..., None] * exact.outcome_table(link, protocol)
-        entry, cut = tables.alias_table(joint.ravel())
-        n_cells = joint.size
 
-        def chunk_cells(pkeys):
-            return _cells_fast(pkeys, block_pulses, entry, cut)
+        def joint_of(link):
+            if photon_counts:
+                return protocol.class_probabilities()[..., None, None] * photon_outcome_table(link, protocol)
+            return protocol.class_probabilities()[..., None] * exact.outcome_table(link, protocol)
+
+        if timed:
+            joints = jax.vmap(lambda f: joint_of(at_noise_level(link, f)).ravel())(factors)
+            entry, cut = jax.vmap(tables.alias_table)(joints)
+            n_cells = joints.shape[-1]
+        else:
+            joint = joint_of(link)
+            entry, cut = tables.alias_table(joint.ravel())
+            n_cells = joint.size
+
+        def chunk_cells(pkeys, level=None):
+            return _cells_fast(pkeys, block_pulses, entry, cut, None if level is None else level.ravel())
 
         if hist_method == FUSED:
             from qmc.engines import fused
@@ -332,15 +210,20 @@ def simulate(key, link, protocol, n_pulses, *, path: str = "fast", chunk: int = 
                 f"{link.detector.click_model!r} is a linear model (use path='fast')"
             )
         purpose = PURPOSE_PHYSICAL
-        phys_tables = _physical_tables(link, protocol, max_photons)
+        phys_tables = physical_tables(link, protocol, max_photons)
         n_cells = 8 * k * (12 if photon_counts else 4)
+        thinning = background_levels(link, factors) if timed else None
 
-        def chunk_cells(pkeys):
-            return jax.vmap(lambda pk: _cell_physical(pk, block_pulses, link, phys_tables, max_photons, photon_counts,
-                                                      cat_method))(pkeys)
+        def chunk_cells(pkeys, level=None):
+            if level is None:
+                return jax.vmap(lambda pk: cell_physical(pk, block_pulses, link, phys_tables, max_photons,
+                                                          photon_counts, cat_method))(pkeys)
+            return jax.vmap(lambda pk, lv: cell_physical(pk, block_pulses, link, phys_tables, max_photons,
+                                                          photon_counts, cat_method, thinning + (lv,)))(pkeys, level)
 
     base = jax.random.fold_in(key, purpose)
     index = jnp.arange(block_pulses, dtype=jnp.int64)
+    index_f = jnp.arange(block_pulses, dtype=jnp.float64)  # a profile's pulse times: float64 vectorizes
 
     def chunk_body(c, total):
         blocks = c * blocks_per_chunk + jnp.arange(blocks_per_chunk, dtype=jnp.int64)
@@ -348,7 +231,12 @@ def simulate(key, link, protocol, n_pulses, *, path: str = "fast", chunk: int = 
         if hist_method == FUSED:
             n_valid = jnp.clip(n_pulses - blocks * block_pulses, 0, block_pulses)
             return total + chunk_counts(pkeys, n_valid).astype(jnp.int64)
-        cells = chunk_cells(pkeys).reshape(blocks_per_chunk, block_pulses)
+        if timed:
+            pulse = (start_pulse + blocks * block_pulses).astype(jnp.float64)[:, None] + index_f[None, :]
+            cells = chunk_cells(pkeys, profile.level_of(pulse, rep_rate_hz))
+        else:
+            cells = chunk_cells(pkeys)
+        cells = cells.reshape(blocks_per_chunk, block_pulses)
         valid = index[None, :] < n_pulses - blocks[:, None] * block_pulses
         cells = jnp.where(valid, cells, n_cells)  # pulses past n_pulses go to a dropped bin
         hist = histogram.histogram(cells, n_cells, hist_method)  # int32: < 2**31 per chunk

@@ -187,15 +187,21 @@ def alias_table(probs):
     return entry, t
 
 
-def alias_draw(w_hi, entry):
+def alias_draw(w_hi, entry, row=None):
     """Cells from one 32-bit word per draw and an :func:`alias_table` ``entry``: the top k bits
     pick a column, the other 32 - k bits are the upper part of a uniform compared with the
     column's cut. Returns ``(cell, ambiguous)``: ambiguous draws (the upper part equals the cut's,
-    probability 2**(k - 32) per draw) need :func:`alias_exact` with a second word."""
+    probability 2**(k - 32) per draw) need :func:`alias_exact` with a second word.
+
+    With ``row`` (int32, one per draw), ``entry`` holds several tables (R, 2**k) and each draw
+    reads its own row: still one lookup."""
     k = int(entry.shape[-1]).bit_length() - 1
     col = w_hi >> np.uint32(32 - k)
     frac = w_hi & np.uint32((1 << (32 - k)) - 1)
-    e = entry[col]
+    if row is None:
+        e = entry[col]
+    else:
+        e = entry.reshape(-1)[(row << k) + col.astype(jnp.int32)]
     cut = e >> np.uint32(k)
     alias = (e & np.uint32((1 << k) - 1)).astype(jnp.int32)
     cell = jnp.where(frac < cut, col.astype(jnp.int32), alias)

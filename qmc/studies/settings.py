@@ -28,7 +28,7 @@ from qmc.validation import Check, Range, Rule, ValidationError, whole
 
 __all__ = [
     "Axis", "Sweep", "OptimizeSettings", "FiniteSettings", "EngineComparisonSettings", "SessionSettings",
-    "CheckSettings", "StreamSettings", "PlotSettings", "axis_values", "SPACINGS", "METHODS", "SOLVERS", "MODELS",
+    "ConsecutiveSessions", "CheckSettings", "StreamSettings", "PlotSettings", "axis_values", "SPACINGS", "METHODS", "SOLVERS", "MODELS",
     "RULES", "ENGINES", "DPI",
 ]
 
@@ -170,7 +170,8 @@ class Sweep:
     Attributes:
         length_km, block_size, p_afterpulse, launch_power_dbm: :class:`Axis` (or None where a study
             does not sweep it); ``launch_power_dbm`` is the total classical launch power of
-            ``wdm_coexistence`` (dBm, split evenly over the classical channels).
+            ``wdm_coexistence`` (dBm, split evenly over the classical channels); ``duty_cycle``
+            the bursts' duty cycle of ``wdm_bursty_traffic``.
         chunk_size: grid points per compiled call of the key-rate sweep (None: chosen from the
             work per point and the device, :func:`qmc.sweep.auto_chunk_size`); results.csv grows
             chunk by chunk.
@@ -181,11 +182,12 @@ class Sweep:
     block_size: Any = None
     p_afterpulse: Any = None
     launch_power_dbm: Any = None
+    duty_cycle: Any = None
     chunk_size: int | None = None
     max_points: int = 10_000_000
 
     def __post_init__(self) -> None:
-        for f in ("length_km", "block_size", "p_afterpulse", "launch_power_dbm"):
+        for f in ("length_km", "block_size", "p_afterpulse", "launch_power_dbm", "duty_cycle"):
             object.__setattr__(self, f, _axis_or_none(getattr(self, f)))
 
     def checks(self):
@@ -322,6 +324,17 @@ class SessionSettings:
         if self.phase_error_tolerance is not None:
             out.append(Range("phase_error_tolerance", 0.0, lo_open=True))
         return out
+
+
+@dataclasses.dataclass(frozen=True)
+class ConsecutiveSessions:
+    """``wdm_bursty_traffic``: sessions simulated one after another in time (each of the pulse
+    engine's ``n_pulses``), so that traffic varying in time gives each its own noise."""
+
+    n_sessions: int = 8
+
+    def checks(self):
+        return [whole("n_sessions", 1)]
 
 
 @dataclasses.dataclass(frozen=True)
