@@ -3,7 +3,10 @@
 The rows have the study's columns and no NaN; more launch power never gives more key; at -inf dBm
 the rates are those of ``key_rate_vs_distance`` without traffic; the Raman photon rate is linear in
 the launch power, split evenly over the channels; the experiment composes and validates; a launch
-power axis without traffic, and bad values, are refused in one line before anything compiles."""
+power axis without traffic, and bad values, are refused in one line before anything compiles.
+Finite-key analyses (Lim et al. 2014, every parameter optimized): their rate stays below their
+asymptotic limit at every point, the noise that kills the asymptotic key kills the finite one, and
+the finite key ends at a shorter distance."""
 
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ import pytest
 
 import qmc
 from qmc import cli, studies
-from qmc.analysis import InfiniteDecoy, VacuumWeak
+from qmc.analysis import AsymptoticTwoDecoy, FiniteLim2014, InfiniteDecoy, VacuumWeak
 from qmc.channels.raman import ClassicalChannel, ClassicalTraffic
 from qmc.link import noise_click_probability
 from qmc.studies.wdm import WDM_COLUMNS, wdm_coexistence
@@ -35,6 +38,16 @@ def _link(classical=DATA):
     return qmc.Link(qmc.WeakCoherentSource(wavelength_nm=1550.12), qmc.Fiber(0.0, 0.21), det, classical)
 
 
+# Finite key beside asymptotic (the default experiment's analyses): a short chain per launch power.
+FINITE_LENGTHS = [0.0, 20.0, 50.0, 90.0, 110.0]
+FINITE_POWERS = [-math.inf, -20.0, -10.0]
+FINITE_ANALYSES = {
+    "finite_lim2014": FiniteLim2014(f_ec=1.22, eps_sec=1e-10, eps_cor=1e-15, kappa=1e-15, block_size=1e9),
+    "asymptotic_two_decoy": AsymptoticTwoDecoy(f_ec=1.22),
+    "infinite_decoy": InfiniteDecoy(f_ec=1.22),
+}
+
+
 def _rows(chunks):
     return [row for chunk in chunks for row in chunk.rows]
 
@@ -42,6 +55,12 @@ def _rows(chunks):
 @pytest.fixture(scope="module")
 def rows():
     return _rows(wdm_coexistence(_link(), PROTO, ANALYSES, LENGTHS, POWERS, MU))
+
+
+@pytest.fixture(scope="module")
+def finite_rows():
+    return _rows(wdm_coexistence(_link(), PROTO, FINITE_ANALYSES, FINITE_LENGTHS, FINITE_POWERS, MU,
+                                 finite_options={"mu3": 0.0, "seed": 0}))
 
 
 def _by(rows, **match):
@@ -110,10 +129,11 @@ def test_the_experiment_composes_validates_and_runs_its_direction():
     link = spec["link"]
     assert float(link.source.wavelength_nm) == 1550.12 and float(link.classical.wavelength_nm) == 1549.32
     assert link.classical.direction == "co"
-    assert set(spec["analysis"]["variants"]) == {"infinite_decoy", "vacuum_weak"}
+    assert set(spec["analysis"]["variants"]) == {"infinite_decoy", "asymptotic_two_decoy", "finite_lim2014"}
     assert len(spec["sweep"].axis("launch_power_dbm")) >= 3 and spec["sweep"].axis("length_km")[-1] == 150.0
     small = ["sweep.length_km.values=[0,40]", "sweep.launch_power_dbm.values=[-25,-15]", "optimize.mu.num=20"]
-    _, _, chunks = cli.prepare(cli.compose("experiment=wdm_coexistence", "classical.direction=counter", *small))
+    _, _, chunks = cli.prepare(cli.compose("experiment=wdm_coexistence", "analysis=asymptotic_decoy",
+                                           "classical.direction=counter", *small))
     out = _rows(chunks)
     assert len(out) == 8 and {r["direction"] for r in out} == {"counter"}
     assert sorted({r["launch_power_dbm"] for r in out}) == [-25.0, -15.0]
@@ -156,3 +176,90 @@ def test_bad_values_get_one_line_errors(override, message):
     with pytest.raises((qmc.ValidationError, cli.ConfigError)) as err:
         cli.prepare(cli.compose("experiment=wdm_coexistence", override))
     assert str(err.value) == message
+
+
+def _rate(rows, analysis, power, length):
+    return _by(rows, analysis=analysis, launch_power_dbm=power, length_km=length)[0]["key_rate"]
+
+
+def test_finite_key_rows_are_complete_and_ordered(finite_rows):
+    n_a = len(FINITE_ANALYSES)
+    assert len(finite_rows) == len(FINITE_LENGTHS) * len(FINITE_POWERS) * n_a
+    for i, row in enumerate(finite_rows):  # launch power, then length, then the analyses' order
+        assert set(row) == set(WDM_COLUMNS)
+        assert row["analysis"] == list(FINITE_ANALYSES)[i % n_a]
+        assert row["length_km"] == FINITE_LENGTHS[(i // n_a) % len(FINITE_LENGTHS)]
+        assert row["launch_power_dbm"] == FINITE_POWERS[i // (n_a * len(FINITE_LENGTHS))]
+        for key, value in row.items():
+            assert not (isinstance(value, float) and math.isnan(value)), (key, row)
+        assert row["block_size"] == (1e9 if row["analysis"] == "finite_lim2014" else None)
+        if row["analysis"] != "infinite_decoy" and row["key_rate"] > 0:
+            assert 0 < row["mu"] < 1.5 and 0 <= row["qber"] < 0.11 and 0 < row["e1"] < 0.5, row
+    # the noise diagnostics are the same for every analysis at a point, and grow with the power
+    for p in FINITE_POWERS:
+        clicks = {r["noise_clicks_per_gate"] for r in _by(finite_rows, launch_power_dbm=p, length_km=50.0)}
+        assert len(clicks) == 1
+    assert _by(finite_rows, launch_power_dbm=-math.inf)[0]["noise_clicks_per_gate"] == 0.0
+
+
+def test_finite_key_rate_is_below_the_asymptotic_one_at_every_point(finite_rows):
+    keyed = 0
+    for p in FINITE_POWERS:
+        for length in FINITE_LENGTHS:
+            finite = _rate(finite_rows, "finite_lim2014", p, length)
+            asym = _rate(finite_rows, "asymptotic_two_decoy", p, length)
+            assert 0.0 <= finite <= asym * (1 + 1e-9), (p, length, finite, asym)
+            keyed += finite > 0
+    assert keyed >= 6
+    # n_X = 1e9 costs a visible fraction, not all of it, near the link without traffic
+    assert 0.3 < _rate(finite_rows, "finite_lim2014", -math.inf, 50.0) / _rate(
+        finite_rows, "asymptotic_two_decoy", -math.inf, 50.0) < 0.95
+
+
+def test_noise_that_kills_the_asymptotic_key_kills_the_finite_one(finite_rows):
+    for p in FINITE_POWERS:
+        for length in FINITE_LENGTHS:
+            if _rate(finite_rows, "asymptotic_two_decoy", p, length) == 0.0:
+                assert _rate(finite_rows, "finite_lim2014", p, length) == 0.0, (p, length)
+        rates = [_rate(finite_rows, "finite_lim2014", p, length) for length in FINITE_LENGTHS]
+        assert all(b <= a for a, b in zip(rates, rates[1:])), (p, rates)  # falls with distance
+    # -10 dBm kills both at 50 km, where the link without traffic has a key
+    assert _rate(finite_rows, "finite_lim2014", -math.inf, 50.0) > 0.0
+    assert _rate(finite_rows, "asymptotic_two_decoy", -10.0, 50.0) == 0.0
+    # more power, less finite key (up to the optimizer's tolerance)
+    for length in FINITE_LENGTHS:
+        rates = [_rate(finite_rows, "finite_lim2014", p, length) for p in FINITE_POWERS]
+        assert all(b <= a * (1 + 1e-6) for a, b in zip(rates, rates[1:])), (length, rates)
+    # with noise the finite key ends at a shorter distance than its asymptotic limit
+    assert _rate(finite_rows, "finite_lim2014", -math.inf, 110.0) > 0.0
+    assert _rate(finite_rows, "finite_lim2014", -20.0, 110.0) == 0.0
+    assert _rate(finite_rows, "asymptotic_two_decoy", -20.0, 110.0) > 0.0
+
+
+def test_the_figure_has_one_line_style_per_analysis_and_the_block_size(finite_rows):
+    from qmc.plots.wdm import key_rate_vs_distance_wdm
+
+    fig = key_rate_vs_distance_wdm(finite_rows)
+    ax = fig.axes[0]
+    texts = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "Finite key (Lim 2014), $n_X = 10^{9}$" in texts and "Infinite decoy states" in texts
+    styles = {}
+    for line in ax.get_lines():
+        styles.setdefault(line.get_linestyle(), set()).add(tuple(line.get_color()))
+    assert len(styles) == len(FINITE_ANALYSES)
+
+
+def test_the_default_experiment_has_finite_key_analyses_beside_the_asymptotic_ones(finite_rows):
+    _, spec, _ = cli.prepare(cli.compose("experiment=wdm_coexistence"))
+    variants = spec["analysis"]["variants"]
+    assert set(variants) == {"infinite_decoy", "asymptotic_two_decoy", "finite_lim2014"}
+    assert float(variants["finite_lim2014"].block_size) == 1e9
+    # the finite-key analyses alone through the command's path: the rows of the Python API
+    small = ["analysis=finite_lim2014", "~analysis.variants.infinite_decoy", "sweep.length_km.values=[0,20,50,90,110]",
+             "sweep.launch_power_dbm.values=[-20]", "analysis.f_ec=1.22"]
+    _, spec, chunks = cli.prepare(cli.compose("experiment=wdm_coexistence", *small))
+    out = _rows(chunks)
+    assert {r["analysis"] for r in out} == {"finite_lim2014", "asymptotic_two_decoy"} and len(out) == 10
+    for row in out:
+        want = _rate(finite_rows, row["analysis"], -20.0, row["length_km"])
+        assert row["key_rate"] == pytest.approx(want, rel=1e-6, abs=1e-12), row

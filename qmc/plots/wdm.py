@@ -1,5 +1,6 @@
 """Key rate versus distance beside classical traffic (study ``wdm_coexistence``): one colour per
-total classical launch power, one line style per analysis."""
+total classical launch power, one line style per analysis (asymptotic and finite-key: the legend
+gives a finite-key analysis' block size n_X)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,13 @@ import matplotlib as mpl
 import numpy as np
 from matplotlib.lines import Line2D
 
+from qmc.plots.finite import block_label
 from qmc.plots.keyrate import LABELS
 from qmc.plots.labels import analysis_name
 from qmc.plots.rows import curves, number
 from qmc.plots.style import RC_PARAMS, draw_title, legend_right, new_figure
 
-__all__ = ["key_rate_vs_distance_wdm", "power_label", "DIRECTION_NAMES"]
+__all__ = ["key_rate_vs_distance_wdm", "power_label", "analysis_label", "DIRECTION_NAMES"]
 
 DIRECTION_NAMES = {"co": "co-propagating", "counter": "counter-propagating", "co+counter": "both directions"}
 _STYLES = ("-", "--", ":", "-.")
@@ -33,6 +35,22 @@ def _series(rows: Iterable[Mapping[str, Any]]) -> dict[tuple, tuple[np.ndarray, 
                                      str(row["analysis"])))
 
 
+def _block_sizes(rows: Iterable[Mapping[str, Any]]) -> dict[str, float]:
+    """analysis -> its finite block size n_X, for the analyses whose rows give one."""
+    out = {}
+    for row in rows:
+        block = number(row.get("block_size"))
+        if math.isfinite(block):
+            out[str(row["analysis"])] = block
+    return out
+
+
+def analysis_label(analysis: str, block_sizes: Mapping[str, float]) -> str:
+    """Legend text of an analysis: its name, and its block size when it is a finite-key one."""
+    block = block_sizes.get(analysis)
+    return analysis_name(analysis) + ("" if block is None else f", {block_label(block)}")
+
+
 def key_rate_vs_distance_wdm(rows: Iterable[Mapping[str, Any]], ax=None, title: str | None = None):
     """Log plot of the secret key rate (bits per pulse) versus fiber length, one curve per total
     classical launch power (colour) and analysis (line style).
@@ -40,7 +58,8 @@ def key_rate_vs_distance_wdm(rows: Iterable[Mapping[str, Any]], ax=None, title: 
     Points where the rate is 0 are left off (a log axis cannot show them): each curve ends at the
     maximum distance of its launch power. The legend stands to the right of the axes: the launch
     powers (with the traffic's direction), then the analyses. Rows of several directions get one
-    line style per (direction, analysis).
+    line style per (direction, analysis). Finite-key analyses (rows with a ``block_size``) have
+    their block size in the legend.
 
     Args:
         rows: rows of ``wdm_coexistence`` (``length_km``, ``launch_power_dbm``, ``direction``,
@@ -51,7 +70,9 @@ def key_rate_vs_distance_wdm(rows: Iterable[Mapping[str, Any]], ax=None, title: 
     Returns:
         The matplotlib Figure.
     """
+    rows = list(rows)
     series = _series(rows)
+    blocks = _block_sizes(rows)
     powers = sorted({k[0] for k in series})
     directions = sorted({k[1] for k in series})
     analyses = [k for k in LABELS if any(s[2] == k for s in series)]
@@ -89,7 +110,7 @@ def key_rate_vs_distance_wdm(rows: Iterable[Mapping[str, Any]], ax=None, title: 
             handles += [Line2D([], [], color=colours[p], lw=2.0, label=power_label(p)) for p in powers]
             handles.append(Line2D([], [], ls="none", label="Analysis"))
             for direction, analysis in styles:
-                text = analysis_name(analysis) + (f" ({DIRECTION_NAMES.get(direction, direction)})"
+                text = analysis_label(analysis, blocks) + (f" ({DIRECTION_NAMES.get(direction, direction)})"
                                                   if len(directions) > 1 else "")
                 ls = _STYLES[styles.index((direction, analysis)) % len(_STYLES)]
                 handles.append(Line2D([], [], color="0.3", ls=ls, lw=1.4, label=text))

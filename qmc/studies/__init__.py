@@ -11,6 +11,8 @@
 * :mod:`qmc.studies.optimize_link`: ``optimize_link``, the optimal protocol for a link;
 * :mod:`qmc.studies.afterpulsing`: ``afterpulsing``, the closed form against the stream engine;
 * :mod:`qmc.studies.wdm`: ``wdm_coexistence``, key rate versus distance beside classical traffic.
+* :mod:`qmc.studies.wdm_plan`: ``wdm_band_plan`` (O band against C band) and ``wdm_power_budget``
+  (the largest classical launch power with a key).
 """
 
 from qmc.studies.key_rate import KEY_RATE_COLUMNS, key_rate_vs_distance, protocol_for

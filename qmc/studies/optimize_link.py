@@ -32,11 +32,12 @@ import numpy as np
 from qmc import optimize
 from qmc._pytree import replace_path
 from qmc.analysis import reason_text
+from qmc.link import check_noise
 from qmc.studies import threads
 from qmc.studies.registry import Chunk, Study, register
 from qmc.studies.settings import CheckSettings
 from qmc.studies.spec import analyses, optimize_settings, require_exact_engine, seed, setting, sweep_axis
-from qmc.validation import ValidationError
+from qmc.validation import ValidationError, validate
 
 __all__ = ["OPTIMIZE_COLUMNS", "optimize_link", "format_table", "table_notes"]
 
@@ -175,7 +176,8 @@ def optimize_link(
     """Optimal protocol parameters and key rate at each fiber length, per analysis.
 
     Args:
-        link: the link (a :class:`qmc.Fiber` channel: ``length_km`` is set per point).
+        link: the link (a :class:`qmc.Fiber` channel: ``length_km`` is set per point); its
+            classical traffic, if any, adds its noise at every length (:mod:`qmc.channels.raman`).
         protocol: the starting protocol (fixed parameters keep its values; e.g. Lim's mu3).
         analyses: label -> analysis; each is optimized over the protocol's ``parameter_space``.
         lengths_km: fiber lengths (one point or a sweep, optimized with continuation).
@@ -191,7 +193,8 @@ def optimize_link(
         One :class:`qmc.studies.Chunk` per analysis, rows with :data:`OPTIMIZE_COLUMNS`.
 
     Raises:
-        ValidationError: no analysis can run with this protocol (the first reason is given).
+        ValidationError: a bad link (its noise inputs included, :func:`qmc.link.check_noise`), or
+            no analysis can run with this protocol (the first reason is given).
     """
     try:
         optimize.solver_from(solver, solver_options)
@@ -200,6 +203,8 @@ def optimize_link(
     lengths = np.asarray(lengths_km, np.float64)
     if lengths.ndim != 1 or not len(lengths) or np.any(lengths < 0):
         raise ValidationError("sweep.length_km: needs lengths >= 0")
+    validate(link)
+    check_noise(link)  # classical traffic: its noise inputs on concrete values, before anything compiles
     jobs, problems = [], []
     for label, analysis in analyses.items():
         if protocol.parameter_space(analysis).size(int(np.size(protocol.intensities))) == 0:

@@ -87,6 +87,7 @@ STUDY_MODULES: list[str] = [
     "qmc.studies.key_rate", "qmc.studies.decoy_mc", "qmc.studies.finite_key", "qmc.studies.one_vs_two_decoy",
     "qmc.studies.finite_key_mc", "qmc.studies.optimize_link", "qmc.studies.afterpulsing",
     "qmc.studies.finite_key_coverage", "qmc.studies.wdm",
+    "qmc.studies.wdm_plan", "qmc.studies.wdm_bursts",
 ]
 
 

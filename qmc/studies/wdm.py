@@ -1,15 +1,24 @@
 """Study ``wdm_coexistence``: key rate versus fiber length beside classical traffic in the same fiber,
-for several total classical launch powers (the signal intensity optimized at every point).
+for several total classical launch powers, asymptotic and finite-key analyses.
 
 The classical channels of ``link.classical`` (:mod:`qmc.channels.raman`) add spontaneous Raman
 scattering and demultiplexer leakage to Bob's background (:meth:`qmc.Link.background_click_probability`);
 the study sweeps their total launch power beside the fiber length, split evenly over the channels
 (each gets ``P_total - 10 log10(n)`` dBm), in the direction the traffic is configured with
-(``classical.direction``: a run writes rows of that direction only). Every analysis of
-``analysis.variants`` is evaluated as :func:`qmc.studies.key_rate.key_rate_vs_distance` does (the
-same per-point function, mu maximized on the same grid); one ``jit(vmap)`` per chunk of
-(launch power, length) points. At a launch power of -inf dBm the traffic adds exactly nothing and the
-rates are those of the link without traffic.
+(``classical.direction``: a run writes rows of that direction only). The analyses of
+``analysis.variants`` are evaluated as the study that owns them does:
+
+* the asymptotic decoy-state analyses (Lo, Ma, Chen, PRL 94, 230504 (2005); GLLP) as
+  :func:`qmc.studies.key_rate.key_rate_vs_distance` (the same per-point function, mu maximized on
+  the same grid; one ``jit(vmap)`` per chunk of (launch power, length) points);
+* the finite-key analyses of :mod:`qmc.analysis.finite` (Lim et al., PRA 89, 022307 (2014); Rusca
+  et al., APL 112, 171104 (2018)) and their asymptotic limits as the finite-key studies do
+  (:func:`qmc.studies.finite_optimize.optimize_at`: intensities, their probabilities and p_z
+  optimized at every point, the weakest decoy mu3 fixed; one chain along the lengths per launch
+  power), at the analysis' own block size n_X, on the exact engine's expected counts.
+
+At a launch power of -inf dBm the traffic adds exactly nothing and the rates are those of the link
+without traffic.
 
 Figure: :func:`qmc.plots.wdm.key_rate_vs_distance_wdm`.
 """
@@ -23,18 +32,22 @@ import math
 from types import SimpleNamespace
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
-from qmc._pytree import replace_path
+from qmc.analysis.finite import FINITE
 from qmc.channels.raman import (
     MAX_LAUNCH_POWER_DBM, ClassicalChannel, ClassicalTraffic, leakage_power_w, noise_photons_per_s, raman_power_w,
 )
 from qmc.link import Link, check_noise, has_traffic, noise_click_probability
+from qmc.studies import threads
+from qmc.studies.finite_key import finite_rows
+from qmc.studies.finite_optimize import check_finite_inputs, check_method, optimize_at
 from qmc.studies.key_rate import _NO_SIGNAL_INTENSITY, _point_fn, _row, check_inputs
 from qmc.studies.registry import Chunk, Study, register
 from qmc.studies.settings import Sweep
-from qmc.studies.spec import analyses, optimize_settings, require_exact_engine, setting
+from qmc.studies.spec import analyses, optimize_settings, require_exact_engine, seed, setting
 from qmc.sweep import auto_chunk_size, grid, grid_evaluations, run
 from qmc.validation import Range, ValidationError
 
@@ -42,8 +55,11 @@ __all__ = ["wdm_coexistence", "WDM_COLUMNS", "traffic_of", "total_launch_power_d
 
 WDM_COLUMNS = (
     "length_km", "launch_power_dbm", "direction", "analysis", "key_rate", "key_rate_bps", "mu", "reason", "qber",
-    "raman_photons_per_s", "leakage_photons_per_s", "noise_clicks_per_gate", "y1", "e1", "gain",
+    "raman_photons_per_s", "leakage_photons_per_s", "noise_clicks_per_gate", "y1", "e1", "gain", "block_size",
 )
+
+# The analyses evaluated as the finite-key studies do (every protocol parameter optimized).
+_FINITE_TYPES = tuple(FINITE.values())
 
 # The swept leaves: the fiber length and the total launch power (a leaf of the sweep's tree, not of
 # the link: the point function spreads it over the channels).
@@ -84,6 +100,7 @@ def wdm_coexistence(
     launch_powers_dbm: Sequence[float],
     mu_grid: Sequence[float] | None = None,
     chunk_size: int | None = None,
+    finite_options: Mapping[str, Any] | None = None,
 ) -> Iterator[Chunk]:
     """Key rate of each analysis versus fiber length, for each total classical launch power.
 
@@ -91,20 +108,34 @@ def wdm_coexistence(
         link: the link; its channel a :class:`qmc.Fiber`, its ``classical`` traffic at least one
             :class:`qmc.channels.raman.ClassicalChannel` (their configured launch powers are
             replaced; wavelengths, direction, losses and isolation stay).
-        protocol: the configured :class:`qmc.DecoyBB84` (signal first).
-        analyses: label -> analysis object, as for :func:`qmc.studies.key_rate.key_rate_vs_distance`.
-        lengths_km: fiber lengths in km, shape (n,).
+        protocol: the configured :class:`qmc.DecoyBB84` (signal first) of the asymptotic decoy
+            analyses; the finite-key analyses optimize their own protocol (only its mu3, the
+            weakest of three intensities, is read: through ``finite_options``, see below).
+        analyses: label -> analysis object: those of :func:`qmc.studies.key_rate.key_rate_vs_distance`
+            and those of :mod:`qmc.analysis.finite` (``FiniteLim2014``, ``FiniteRusca2018``,
+            ``AsymptoticTwoDecoy``, ``AsymptoticOneDecoy``), each at its own ``block_size``.
+        lengths_km: fiber lengths in km, shape (n,), ascending for the finite-key analyses (one
+            optimizer chain along them per launch power).
         launch_powers_dbm: total launch powers in dBm, shape (m,), each split evenly over the
             channels; -inf is allowed (no traffic noise at all).
-        mu_grid: signal intensities to search, or None to keep the configured one.
-        chunk_size: (power, length) points per compiled call (None: :func:`qmc.sweep.auto_chunk_size`).
+        mu_grid: signal intensities to search (asymptotic decoy analyses), or None to keep the
+            configured one.
+        chunk_size: (power, length) points per compiled call of the asymptotic decoy analyses
+            (None: :func:`qmc.sweep.auto_chunk_size`).
+        finite_options: keywords of :func:`qmc.studies.finite_optimize.optimize_at` for the
+            finite-key analyses: ``method`` (``gradient``, the default, or ``search``), ``mu3``
+            (default Lim's 2e-4), ``seed`` and the method's settings, e.g.
+            :meth:`qmc.studies.settings.OptimizeSettings.optimizer_kwargs`.
 
     Returns:
-        An iterator of :class:`Chunk`; rows have the keys of :data:`WDM_COLUMNS`, ordered by launch
-        power, then length, then analysis. ``raman_photons_per_s`` and ``leakage_photons_per_s``
-        are the noise photon rates inside Bob's filter at the end of the fiber (all channels,
-        before the detector efficiency); ``noise_clicks_per_gate`` is the expected number of noise
-        detections per gate on Bob's two detectors together (2 p_noise, dark counts excluded).
+        An iterator of :class:`Chunk`, one per launch power; rows have the keys of
+        :data:`WDM_COLUMNS`, ordered by launch power, then length, then analysis (in the order of
+        ``analyses``). ``raman_photons_per_s`` and ``leakage_photons_per_s`` are the noise photon
+        rates inside Bob's filter at the end of the fiber (all channels, before the detector
+        efficiency); ``noise_clicks_per_gate`` is the expected number of noise detections per gate
+        on Bob's two detectors together (2 p_noise, dark counts excluded). Finite-key rows: ``mu``
+        is the optimal signal intensity mu1, ``e1`` the phase-error bound, ``block_size`` n_X (None
+        for the other analyses), ``y1`` and ``gain`` None.
 
     Raises:
         ValidationError: bad input, before anything is compiled.
@@ -118,25 +149,51 @@ def wdm_coexistence(
     if not has_traffic(link):
         raise ValidationError("sweep.launch_power_dbm: the link has no classical channel whose launch power it "
                               "could set (choose traffic, e.g. classical=data_c_band)")
-    lengths, labels, protocols, mus = check_inputs(link, protocol, analyses, lengths_km, mu_grid, chunk_size)
+    finite = {label: a for label, a in analyses.items() if isinstance(a, _FINITE_TYPES)}
+    decoy = {label: a for label, a in analyses.items() if label not in finite}
+    options = dict(finite_options or {})
+    method = options.pop("method", "gradient")
+    if decoy or not finite:
+        lengths, _, protocols, mus = check_inputs(link, protocol, decoy, lengths_km, mu_grid, chunk_size)
+    else:
+        lengths, protocols, mus = np.asarray(lengths_km, dtype=float), {}, None
+        if chunk_size is not None and int(chunk_size) < 1:
+            raise ValidationError(f"sweep.chunk_size = {chunk_size} is out of range: must be >= 1")
+    if finite:
+        check_finite_inputs(link, finite, lengths, np.ones(1), "exact", 0.0)
+        check_method(method, options)
+        if np.any(np.diff(lengths) < 0):
+            raise ValidationError("sweep.length_km: the finite-key analyses need ascending lengths (one optimizer "
+                                  "chain along them)")
     check_noise(link)
     link = dataclasses.replace(link, classical=traffic_of(link))
-    return _chunks(link, protocols, dict(analyses), labels, lengths, powers, mus, chunk_size)
+    return _chunks(link, protocols, dict(analyses), tuple(decoy), lengths, powers, mus, chunk_size,
+                   (method, options))
+
+
+def _at_power(link: Link, power_dbm: Any) -> Link:
+    """The link with the total launch power ``power_dbm`` spread evenly over its channels (each gets
+    ``P - 10 log10(n)`` dBm); traced or concrete. The leaves are set as JAX unflattens a tree,
+    without running the traffic's constructor again (it must not see traced values)."""
+    each = jnp.asarray(power_dbm) - 10.0 * math.log10(len(link.classical.channels))
+    key = jax.tree_util.GetAttrKey
+    prefix, leaf_key = (key("classical"), key("channels")), key("launch_power_dbm")
+
+    def set_power(path, leaf):
+        return each if tuple(path[:2]) == prefix and path[-1] == leaf_key else leaf
+
+    return jax.tree_util.tree_map_with_path(set_power, link)
 
 
 @functools.lru_cache(maxsize=32)
-def _wdm_point_fn(labels: tuple, optimized: tuple, n_channels: int) -> Callable[[Any], Any]:
+def _wdm_point_fn(labels: tuple, optimized: tuple) -> Callable[[Any], Any]:
     """The per-point function: the total launch power spread over the channels, then the key-rate
     sweep's own point function (:func:`qmc.studies.key_rate._point_fn`) and the noise diagnostics.
     Cached like that one, so that runs with the same structure reuse the compiled code."""
     rates = _point_fn(labels, optimized)
-    share_db = 10.0 * math.log10(n_channels)
 
     def point(tree):
-        link = tree["link"]
-        each = jnp.asarray(tree[_POWER]) - share_db
-        for i in range(n_channels):
-            link = replace_path(link, f"classical.channels.{i}.launch_power_dbm", each)
+        link = _at_power(tree["link"], tree[_POWER])
         out = rates({**tree, "link": link})
         fiber, wavelength = link.channel, link.source.wavelength_nm
         raman = raman_power_w(link.classical, fiber.length_km, fiber.loss_db_per_km, wavelength,
@@ -152,42 +209,96 @@ def _wdm_point_fn(labels: tuple, optimized: tuple, n_channels: int) -> Callable[
     return point
 
 
-def _chunks(link, protocols, analyses, labels, lengths, powers, mus, chunk_size) -> Iterator[Chunk]:
+def _sweep(link, protocols, analyses, labels, lengths, powers, mus, chunk_size):
+    """The asymptotic decoy analyses and the noise diagnostics at every (power, length) point, as
+    numpy arrays (power-major): ``(optimized per label, (out, noise))``."""
     optimized = {
         label: mus is not None and not isinstance(analyses[label], _NO_SIGNAL_INTENSITY) for label in labels
     }
-    point = _wdm_point_fn(labels, tuple(optimized[label] for label in labels), len(link.classical.channels))
+    point = _wdm_point_fn(labels, tuple(optimized[label] for label in labels))
     tree = {
         "link": link,
         _POWER: jnp.zeros(()),
         "protocols": protocols,
-        "analyses": analyses,
+        "analyses": {label: analyses[label] for label in labels},
         "mu_grid": jnp.zeros(1) if mus is None else jnp.asarray(mus),
     }
     sweep_grid = grid({_POWER: powers, _LENGTH: lengths})
     n_points = sweep_grid.size
-    evaluations = sum(grid_evaluations(len(mus)) if optimized[label] else 1 for label in labels)
+    evaluations = max(1, sum(grid_evaluations(len(mus)) if optimized[label] else 1 for label in labels))
     size = auto_chunk_size(n_points, evaluations) if chunk_size is None else min(int(chunk_size), n_points)
-    total = -(-n_points // size)
+    parts = [out for _, _, out in run(point, tree, sweep_grid, size)]
+    return optimized, jax.tree_util.tree_map(lambda *xs: np.concatenate(xs), *parts)
+
+
+def _finite_curve(link, analysis, lengths, powers, method, options):
+    """One finite-key (or its asymptotic) analysis optimized along the lengths at every power, as
+    the finite-key studies do (:func:`qmc.studies.finite_optimize.optimize_at`): its rows of
+    :func:`qmc.studies.finite_key.finite_rows`, power-major."""
+    blocks = np.full(len(lengths), float(analysis.block_size) if type(analysis).finite else 1.0)
+    chain = {"chain_length": len(lengths)} if method == "gradient" else {}
+    rows = []
+    for power in powers:
+        best, _, params = optimize_at(method, analysis, _at_power(link, power), lengths, blocks, **chain, **options)
+        rows += finite_rows(analysis, "exact", 0.0, lengths, blocks, best, params)
+    return rows
+
+
+def _finite_row(length_km, label, analysis, found, rep_rate_hz) -> dict:
+    """A row of :data:`WDM_COLUMNS` from a row of :func:`qmc.studies.finite_key.finite_rows`."""
+    rate = found["key_rate"]
+    keyed = rate > 0
+    return {
+        "length_km": length_km, "analysis": label, "key_rate": rate, "key_rate_bps": rate * rep_rate_hz,
+        "mu": found["mu1"] if keyed else None, "reason": found["reason"],
+        "y1": None, "e1": found["phase_error"] if keyed else None, "gain": None,
+        "qber": found["qber"] if keyed else None,
+        "block_size": float(analysis.block_size) if type(analysis).finite else None,
+    }
+
+
+def _chunks(link, protocols, analyses, decoy, lengths, powers, mus, chunk_size, finite_method) -> Iterator[Chunk]:
+    labels = tuple(analyses)
+    finite = [label for label in labels if label not in decoy]
+    method, options = finite_method
     direction = traffic_direction(link)
-    log.info("wdm_coexistence (%s): %d launch powers x %s lengths x %d analyses = %s rows in %d chunk%s of %s",
-             direction, len(powers), f"{len(lengths):,}", len(labels), f"{n_points * len(labels):,}", total,
-             "" if total == 1 else "s", f"{size:,}")
+    n_points = len(powers) * len(lengths)
+    log.info("wdm_coexistence (%s): %d launch powers x %s lengths x %d analyses = %s rows (%d finite-key, "
+             "optimized along the lengths per power)", direction, len(powers), f"{len(lengths):,}", len(labels),
+             f"{n_points * len(labels):,}", len(finite))
+
+    def job(name):  # the sweep and each finite-key analysis: their programs compile side by side
+        if name is None:
+            return _sweep(link, protocols, analyses, decoy, lengths, powers, mus, chunk_size)
+        return _finite_curve(link, analyses[name], lengths, powers, method, options)
+
+    results = list(threads.ordered(job, [None, *finite]))
+    optimized, (out, noise) = results[0]
+    curves = dict(zip(finite, results[1:]))
     rep_rate_hz = float(getattr(link.source, "rep_rate_hz", math.nan))
-    for index, (_, points, (out, noise)) in enumerate(run(point, tree, sweep_grid, size)):
+    for j, power_dbm in enumerate(powers):
         rows = []
-        for i, (power_dbm, length_km) in enumerate(points):
-            extra = {k: float(v[i]) for k, v in noise.items()}
+        for k, length_km in enumerate(lengths):
+            i = j * len(lengths) + k
+            extra = {name: float(v[i]) for name, v in noise.items()}
+            extra.update({_POWER: float(power_dbm), "direction": direction})
             for label in labels:
-                rate_out, mu = out[label]
-                row = _row(float(length_km), label, analyses[label], rate_out, mu, i, optimized[label], rep_rate_hz)
-                rows.append({**row, _POWER: float(power_dbm), "direction": direction, **extra})
-        yield Chunk(rows, index, total)
+                if label in curves:
+                    row = _finite_row(float(length_km), label, analyses[label], curves[label][i], rep_rate_hz)
+                else:
+                    rate_out, mu = out[label]
+                    row = _row(float(length_km), label, analyses[label], rate_out, mu, i, optimized[label],
+                               rep_rate_hz)
+                    row["block_size"] = None
+                rows.append({**row, **extra})
+        yield Chunk(rows, j, len(powers))
 
 
 def _run_wdm_coexistence(spec: Mapping[str, Any]) -> Iterator[Chunk]:
     """Registry adapter: ``sweep.length_km``, ``sweep.launch_power_dbm`` (absent: the configured
-    total launch power of ``classical``), ``sweep.chunk_size``, ``optimize.mu``, ``analysis.variants``."""
+    total launch power of ``classical``), ``sweep.chunk_size``, ``optimize.mu`` (asymptotic decoy
+    analyses), ``optimize.method`` and its settings and ``seed`` (finite-key analyses),
+    ``analysis.variants``."""
     require_exact_engine(spec, "wdm_coexistence", "uses the exact engine only")
     sweep = setting(spec, "sweep", Sweep)
     link = spec["link"]
@@ -198,9 +309,14 @@ def _run_wdm_coexistence(spec: Mapping[str, Any]) -> Iterator[Chunk]:
     else:
         raise ValidationError("classical: study wdm_coexistence needs classical traffic in the fiber "
                               "(e.g. classical=data_c_band)")
-    mu = optimize_settings(spec).mu
-    return wdm_coexistence(link, spec["protocol"], analyses(spec), sweep.axis("length_km"), powers,
-                           None if mu is None else mu.grid("optimize.mu"), sweep.chunk_size)
+    variants = analyses(spec)
+    settings = optimize_settings(spec)
+    finite_options = None
+    if any(isinstance(a, _FINITE_TYPES) for a in variants.values()):
+        finite_options = settings.optimizer_kwargs(seed(spec), spec.get("protocol"))
+    mu = settings.mu
+    return wdm_coexistence(link, spec["protocol"], variants, sweep.axis("length_km"), powers,
+                           None if mu is None else mu.grid("optimize.mu"), sweep.chunk_size, finite_options)
 
 
 register(Study(
