@@ -45,6 +45,7 @@ FORBIDDEN = {
     "sources": ("qmc.engines", "qmc.analysis", "qmc.optimize", "qmc.studies", "qmc.cli"),
     "channels": ("qmc.engines", "qmc.analysis", "qmc.optimize", "qmc.studies", "qmc.cli"),
     "detectors": ("qmc.engines", "qmc.analysis", "qmc.optimize", "qmc.studies", "qmc.cli"),
+    "freespace": ("qmc.engines", "qmc.analysis", "qmc.optimize", "qmc.studies", "qmc.cli"),
     "protocols": ("qmc.engines", "qmc.analysis", "qmc.optimize", "qmc.studies", "qmc.cli"),
     "engines": ("qmc.analysis", "qmc.optimize", "qmc.studies", "qmc.cli"),
     "analysis": ("qmc.optimize", "qmc.studies", "qmc.cli"),
