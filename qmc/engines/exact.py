@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import dataclasses
 
+import jax
 import jax.numpy as jnp
 
 from qmc.detectors.threshold import background_yield
+from qmc.freespace.channel import has_fading
 from qmc.engines.observations import Observations
 from qmc.engines.tally import relative_outcomes
 from qmc.sources import FockSource
@@ -183,7 +185,19 @@ def correlated_approximation(table, detector, class_probabilities, reference=Non
 
 
 def memoryless_table(link, protocol, source=None):
-    """:func:`outcome_table` without afterpulsing and dead time: independent pulses (k, 2, 2, 2, 4)."""
+    """:func:`outcome_table` without afterpulsing and dead time: independent pulses (k, 2, 2, 2, 4).
+
+    A fading channel (:class:`qmc.freespace.channel.FreeSpaceChannel`) gives the average of the
+    fixed-transmittance tables over its fading law, sum_i w_i P(outcome | X = x_i), by the law's
+    quadrature (:meth:`qmc.freespace.fading.Fading.quadrature`).
+    """
+    if has_fading(link.channel):
+        nodes, weights = link.channel.fading.quadrature()
+
+        def at(x):
+            return memoryless_table(dataclasses.replace(link, channel=link.channel.frozen(x)), protocol, source)
+
+        return jnp.tensordot(weights, jax.vmap(at)(nodes), axes=1)
     source = link.source if source is None else source
     det = link.detector
     eta = link.transmittance()
