@@ -16,6 +16,7 @@ and a slot are the same whatever the number of passes.
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -61,7 +62,13 @@ def pass_tallies_block(key, pass_link, protocol, pass_index):
 def pass_tally_pulse(key, pass_link, protocol, pass_index: int = 0, **simulate_options):
     """The tally of pass ``pass_index`` from the pulse engine: slot by slot (``lax.map``), each
     slot's N_s pulses drawn from the tables of its frozen link; ``simulate_options`` go to
-    :func:`qmc.engines.pulse.simulate` (path, chunk, block_pulses, methods)."""
+    :func:`qmc.engines.pulse.simulate` (path, chunk, block_pulses, methods; static)."""
+    return _pass_tally_pulse(key, pass_link, protocol, pass_index, tuple(sorted(simulate_options.items())))
+
+
+@functools.partial(jax.jit, static_argnames=("options",))
+def _pass_tally_pulse(key, pass_link, protocol, pass_index, options):
+    simulate_options = dict(options)
     key_pass = jax.random.fold_in(key, pass_index)
     frozen, _ = frozen_slots(key_pass, pass_link)
     n_slots = jnp.shape(pass_link.slot_pulses)[-1]
