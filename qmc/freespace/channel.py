@@ -51,8 +51,10 @@ class FreeSpaceChannel(AbstractChannel):
         return [Range("loss", 0.0), Range("factor", 0.0)]
 
     def transmittance(self):
-        """The mean transmittance times the frozen factor (the mean over X when not frozen: E[X] = 1)."""
-        return db_to_transmittance(self.loss) * self.factor
+        """The mean transmittance times the frozen factor, at most 1 (the unbounded laws, log-normal
+        and Gamma-Gamma, put some weight on T_mean X > 1 at low loss: a transmittance is at most 1,
+        so those draws are capped; unfrozen, E[X] = 1 gives the mean)."""
+        return jnp.minimum(db_to_transmittance(self.loss) * self.factor, 1.0)
 
     def loss_db(self):
         return -10.0 * jnp.log10(self.transmittance())

@@ -17,17 +17,19 @@ import abc
 
 import jax.numpy as jnp
 
-from qmc.channels.raman_spectrum import WAVELENGTH_RANGE_NM
+from qmc.channels.raman_spectrum import WAVELENGTH_RANGE_NM  # noqa: F401  (named in the docstring)
 from qmc.validation import Range
 
-__all__ = ["AbstractSource", "wavelength_check"]
+__all__ = ["AbstractSource", "wavelength_check", "OPTICAL_RANGE_NM"]
+
+OPTICAL_RANGE_NM = (300.0, 2000.0)  # what a source's wavelength_nm may be, nm
 
 
 def wavelength_check() -> Range:
-    """The range of a source's ``wavelength_nm``: single-mode fiber, where the Raman spectrum and
-    the noise model of :mod:`qmc.channels.raman` apply (:data:`WAVELENGTH_RANGE_NM`, O to U band)."""
-    lo, hi = WAVELENGTH_RANGE_NM
-    return Range("wavelength_nm", lo, hi)
+    """The range of a source's ``wavelength_nm``: optical, 300 to 2000 nm (free-space links use
+    e.g. 785 or 850 nm). Classical traffic in a fiber narrows it to the Raman spectrum's range,
+    :data:`WAVELENGTH_RANGE_NM` (O to U band), in :func:`qmc.channels.raman.check_noise_inputs`."""
+    return Range("wavelength_nm", *OPTICAL_RANGE_NM)
 
 
 class AbstractSource(abc.ABC):

@@ -88,6 +88,8 @@ STUDY_MODULES: list[str] = [
     "qmc.studies.finite_key_mc", "qmc.studies.optimize_link", "qmc.studies.afterpulsing",
     "qmc.studies.finite_key_coverage", "qmc.studies.wdm",
     "qmc.studies.wdm_plan", "qmc.studies.wdm_bursts",
+    "qmc.studies.turbulence",
+    "qmc.studies.satellite", "qmc.studies.pass_elevation",
 ]
 
 

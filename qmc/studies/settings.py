@@ -28,7 +28,7 @@ from qmc.validation import Check, Range, Rule, ValidationError, whole
 
 __all__ = [
     "Axis", "Sweep", "OptimizeSettings", "FiniteSettings", "EngineComparisonSettings", "SessionSettings",
-    "ConsecutiveSessions", "CheckSettings", "StreamSettings", "PlotSettings", "axis_values", "SPACINGS", "METHODS", "SOLVERS", "MODELS",
+    "PassSettings", "ConsecutiveSessions", "CheckSettings", "StreamSettings", "PlotSettings", "axis_values", "SPACINGS", "METHODS", "SOLVERS", "MODELS",
     "RULES", "ENGINES", "DPI",
 ]
 
@@ -183,11 +183,16 @@ class Sweep:
     p_afterpulse: Any = None
     launch_power_dbm: Any = None
     duty_cycle: Any = None
+    culmination_deg: Any = None  # pass_key_vs_elevation: the passes' culmination elevations
+    min_elevation_deg: Any = None  # satellite_pass: the elevation cut-offs searched for the pass key
+    rytov_variance: Any = None  # turbulence_fading: sigma_R^2 of the fading laws
+    loss_db: Any = None  # turbulence_fading: the mean channel loss (dB) of its key-rate curves
     chunk_size: int | None = None
     max_points: int = 10_000_000
 
     def __post_init__(self) -> None:
-        for f in ("length_km", "block_size", "p_afterpulse", "launch_power_dbm", "duty_cycle"):
+        for f in ("length_km", "block_size", "p_afterpulse", "launch_power_dbm", "duty_cycle", "culmination_deg",
+                  "min_elevation_deg", "rytov_variance", "loss_db"):
             object.__setattr__(self, f, _axis_or_none(getattr(self, f)))
 
     def checks(self):
@@ -223,6 +228,7 @@ class OptimizeSettings:
     """
 
     mu: Any = None
+    enabled: bool = True  # false: the configured protocol is evaluated, not optimized (satellite studies)
     method: str = "gradient"
     n_starts: int = 2
     continuation: int = 4
@@ -324,6 +330,16 @@ class SessionSettings:
         if self.phase_error_tolerance is not None:
             out.append(Range("phase_error_tolerance", 0.0, lo_open=True))
         return out
+
+
+@dataclasses.dataclass(frozen=True)
+class PassSettings:
+    """``satellite_pass``: Monte Carlo passes simulated for the distribution of the key per pass."""
+
+    n_passes: int = 200
+
+    def checks(self):
+        return [whole("n_passes", 2)]
 
 
 @dataclasses.dataclass(frozen=True)
