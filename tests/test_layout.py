@@ -43,6 +43,7 @@ def _modules(package: str) -> list[Path]:
 FORBIDDEN = {
     "random": ("qmc.engines", "qmc.analysis", "qmc.optimize", "qmc.studies", "qmc.cli"),
     "sources": ("qmc.engines", "qmc.analysis", "qmc.optimize", "qmc.studies", "qmc.cli"),
+    "entanglement": ("qmc.engines", "qmc.analysis", "qmc.optimize", "qmc.studies", "qmc.cli"),
     "channels": ("qmc.engines", "qmc.analysis", "qmc.optimize", "qmc.studies", "qmc.cli"),
     "detectors": ("qmc.engines", "qmc.analysis", "qmc.optimize", "qmc.studies", "qmc.cli"),
     "freespace": ("qmc.engines", "qmc.analysis", "qmc.optimize", "qmc.studies", "qmc.cli"),
