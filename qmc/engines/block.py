@@ -28,6 +28,7 @@ pulses, multinomial cells), from any closed-form engine's ``sifted_probabilities
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from typing import ClassVar
@@ -42,6 +43,7 @@ from qmc.engines import exact
 from qmc.random import binomial, philox
 from qmc.random.poisson import negative_binomial
 from qmc.engines.exact import photon_outcome_table, sifted_probabilities
+from qmc.engines.cells import CellTally
 from qmc.engines.tally import SiftedTally, Tally
 from qmc.validation import Range, Rule, whole
 
@@ -72,6 +74,13 @@ def sample_sessions(key, link, protocol, n_pulses, n_sessions: int, fast: bool =
     pkey = philox.philox_key(key, PURPOSE_SESSIONS)
     n = jnp.asarray(n_pulses, jnp.float64)
     lane = jnp.arange(n_sessions, dtype=jnp.uint32)
+    if exact.owns_layout(protocol):  # the protocol's cells, one multinomial (fast and full alike)
+        if photon_counts:
+            raise ValueError(f"protocol {type(protocol).__name__} owns its outcome layout: no photon counts")
+        cells = exact.joint_probabilities(link, protocol)
+        counts = binomial.multinomial(pkey, 0, n[None], cells[None, :], lane, 0, 2 if tries_per_round is None
+                                      else tries_per_round)
+        return CellTally.of(counts[:, : cells.size].astype(jnp.int64), protocol)
     if fast:
         p_class, p_out = sifted_probabilities(link, protocol, photon_counts)  # (k, 2), (k, 2, [3,] 4)
         cells = (p_class.reshape(p_class.shape + (1,) * (p_out.ndim - 2)) * p_out).ravel()
@@ -136,6 +145,8 @@ class BlockEngine(AbstractEngine):
             bool(self.fast), bool(self.photon_counts),
         )
         if self.n_sessions is None:
+            if isinstance(out, CellTally):  # only the counts have the session axis
+                return dataclasses.replace(out, counts=out.counts[0])
             out = jax.tree_util.tree_map(lambda x: x[0], out)
         return out
 

@@ -216,8 +216,26 @@ def memoryless_table(link, protocol, source=None):
     return jnp.broadcast_to(table, shape + (4,))  # a Fock source ignores mu: keep the k axis
 
 
+def owns_layout(protocol) -> bool:
+    """Whether ``protocol`` owns its outcome layout (``joint_probabilities`` and ``reduction``,
+    e.g. :class:`qmc.protocols.BBM92`) instead of BB84's classes x outcomes."""
+    return hasattr(protocol, "joint_probabilities") and hasattr(protocol, "reduction")
+
+
+def joint_probabilities(link, protocol):
+    """P(cell) per pulse, flat: BB84's P(class) P(outcome | class) (k 2 2 2 4 cells), or the
+    cells of a protocol that owns its layout. What the Monte Carlo engines draw from."""
+    if owns_layout(protocol):
+        return jnp.ravel(protocol.joint_probabilities(link))
+    return jnp.ravel(protocol.class_probabilities()[..., None] * outcome_table(link, protocol))
+
+
 def observations(link, protocol, source=None) -> Observations:
     """Expected gains and error gains per intensity and matched basis (no finite statistics)."""
+    if owns_layout(protocol):
+        from qmc.engines.cells import cell_observations
+
+        return cell_observations(joint_probabilities(link, protocol), protocol.reduction())
     return Observations.from_table(outcome_table(link, protocol, source))
 
 

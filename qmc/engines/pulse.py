@@ -51,6 +51,7 @@ from qmc.engines.base import AbstractEngine
 from qmc.engines import exact
 from qmc.random import compact, histogram, philox, tables
 from qmc.engines.exact import photon_outcome_table
+from qmc.engines.cells import CellTally
 from qmc.engines.tally import Tally
 from qmc.engines.physical import background_levels, cell_physical, physical_tables, word_position
 from qmc.link import at_noise_level, varies_in_time
@@ -163,7 +164,7 @@ def simulate(key, link, protocol, n_pulses, *, path: str = "fast", chunk: int = 
     if methods is None:
         methods = fast_methods(block_pulses) if path == "fast" else histogram.kernel_methods()
     cat_method, hist_method = methods
-    k = jnp.shape(protocol.intensities)[0]
+    k = jnp.shape(protocol.intensities)[0]  # 1 for a protocol that owns its layout (not used then)
     blocks_per_chunk = chunk // block_pulses
     n_pulses = jnp.asarray(n_pulses, jnp.int64)
     start_pulse = jnp.asarray(start_pulse, jnp.int64)
@@ -173,10 +174,16 @@ def simulate(key, link, protocol, n_pulses, *, path: str = "fast", chunk: int = 
         factors = profile.factors()
         if hist_method == FUSED:  # the Pallas kernel draws from one table
             hist_method = histogram.kernel_methods()[1]
+    layout = exact.owns_layout(protocol)
+    if layout and (path != "fast" or photon_counts or timed):
+        raise ValueError(f"protocol {type(protocol).__name__} owns its outcome layout: the fast path draws it "
+                         f"(path='fast', no photon_counts, constant traffic)")
     if path == "fast":
         purpose = PURPOSE_FAST
 
         def joint_of(link):
+            if layout:
+                return exact.joint_probabilities(link, protocol)
             if photon_counts:
                 return protocol.class_probabilities()[..., None, None] * photon_outcome_table(link, protocol)
             return protocol.class_probabilities()[..., None] * exact.outcome_table(link, protocol)
@@ -244,6 +251,8 @@ def simulate(key, link, protocol, n_pulses, *, path: str = "fast", chunk: int = 
 
     n_chunks = (n_pulses + chunk - 1) // chunk
     total = lax.fori_loop(jnp.int64(0), n_chunks, chunk_body, jnp.zeros(n_cells, jnp.int64))
+    if layout:
+        return CellTally.of(total, protocol)
     if photon_counts:
         pc = total.reshape(k, 2, 2, 2, 3, 4)
         return Tally(pc.sum(axis=-2), pc)
