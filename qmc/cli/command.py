@@ -58,7 +58,7 @@ CONF_DIR = str(conf_dir())  # the Hydra config tree (absolute: the command works
 # shared config file can build qmc components, never run arbitrary code (os.system, eval, ...).
 COMPONENT_PACKAGES = (
     "qmc.sources", "qmc.channels", "qmc.detectors", "qmc.link", "qmc.protocols", "qmc.analysis",
-    "qmc.engines", "qmc.studies.settings", "qmc.freespace",
+    "qmc.engines", "qmc.studies.settings", "qmc.freespace", "qmc.entanglement",
 )
 
 # Top-level config keys that are plain values, not components (never instantiated or validated).

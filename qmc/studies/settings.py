@@ -187,12 +187,13 @@ class Sweep:
     min_elevation_deg: Any = None  # satellite_pass: the elevation cut-offs searched for the pass key
     rytov_variance: Any = None  # turbulence_fading: sigma_R^2 of the fading laws
     loss_db: Any = None  # turbulence_fading: the mean channel loss (dB) of its key-rate curves
+    mean_pair_number: Any = None  # chsh_vs_pair_number: the pair source's mean pair number per pulse
     chunk_size: int | None = None
     max_points: int = 10_000_000
 
     def __post_init__(self) -> None:
         for f in ("length_km", "block_size", "p_afterpulse", "launch_power_dbm", "duty_cycle", "culmination_deg",
-                  "min_elevation_deg", "rytov_variance", "loss_db"):
+                  "min_elevation_deg", "rytov_variance", "loss_db", "mean_pair_number"):
             object.__setattr__(self, f, _axis_or_none(getattr(self, f)))
 
     def checks(self):
