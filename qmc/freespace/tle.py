@@ -17,13 +17,17 @@ elevation and range seen from a ground station itself:
 (the TLE's epoch unless given), on a coarse grid (``search_step_s``; a pass shorter than that
 above the minimum can be missed), refines its rise, culmination and set by bisection and
 golden-section search, and samples it every ``time_step_s`` from culmination (t = 0) outwards.
+:func:`passes_in_window` repeats that search after each set and returns every pass whose
+culmination falls in a window (e.g. one day), each sampled the same way.
 Unlike :func:`qmc.freespace.geometry.circular_pass`, it includes Earth's rotation, the ellipsoid
 and the orbit's eccentricity. Install with ``pip install 'qmc[satellite]'``.
 """
 
 from __future__ import annotations
 
+import datetime
 import math
+from typing import NamedTuple
 
 import numpy as np
 
@@ -31,7 +35,7 @@ from qmc.freespace.geometry import Pass
 from qmc.validation import ValidationError
 
 __all__ = ["require_sgp4", "gmst_rad", "station_ecef_km", "look_angles", "next_pass_jd",
-           "pass_from_tle"]
+           "pass_from_tle", "TimedPass", "timed_passes_in_window", "passes_in_window", "jd_to_utc"]
 
 WGS84_A_KM = 6378.137
 WGS84_F = 1.0 / 298.257223563
@@ -151,14 +155,18 @@ def next_pass_jd(line1: str, line2: str, latitude_deg: float, longitude_deg: flo
     return tuple(jd0 + fr0 + t / SECONDS_PER_DAY for t in (t_rise, t_peak, t_set))
 
 
-def _find_pass(sat, station, jd0, fr0, min_elevation_deg, search_days, search_step_s):
-    """Seconds after jd0 + fr0 of the next pass's rise, culmination and set."""
+def _find_pass(sat, station, jd0, fr0, min_elevation_deg, search_days, search_step_s,
+               missing_ok=False):
+    """Seconds after jd0 + fr0 of the next pass's rise, culmination and set (None with
+    ``missing_ok`` when no pass rises within ``search_days``)."""
     def elevation(t_s):
         return look_angles(sat, jd0, fr0 + np.asarray(t_s, float) / SECONDS_PER_DAY, station)[0]
 
     grid = np.arange(0.0, search_days * SECONDS_PER_DAY + search_step_s, search_step_s)
     up = elevation(grid) >= min_elevation_deg
     rises = np.flatnonzero(~up[:-1] & up[1:]) + 1
+    if not rises.size and missing_ok:
+        return None
     if not rises.size:
         raise ValueError(f"no pass above {min_elevation_deg:g} deg within {search_days:g} days "
                          "of the start")
@@ -187,16 +195,24 @@ def pass_from_tle(line1: str, line2: str, latitude_deg: float, longitude_deg: fl
     Returns a :class:`~qmc.freespace.geometry.Pass` sampled every ``time_step_s`` seconds, t = 0
     at culmination, with ``time_s``, ``elevation_deg``, ``range_km`` and ``slot_s``.
     """
+    _check_sampling(min_elevation_deg, time_step_s)
+    sat = _satrec(line1, line2)
+    station = station_ecef_km(latitude_deg, longitude_deg, altitude_m)
+    jd0, fr0 = _start(sat, start_jd)
+    times = _find_pass(sat, station, jd0, fr0, min_elevation_deg, search_days, search_step_s)
+    return _sample(sat, station, jd0, fr0, *times, min_elevation_deg, time_step_s)
+
+
+def _check_sampling(min_elevation_deg, time_step_s) -> None:
     if not time_step_s > 0.0:
         raise ValidationError(f"satellite.time_step_s = {time_step_s:g} is out of range: must be > 0")
     if not 0.0 <= min_elevation_deg < 90.0:
         raise ValidationError(
             f"satellite.min_elevation_deg = {min_elevation_deg:g} is out of range: must be in [0, 90)")
-    sat = _satrec(line1, line2)
-    station = station_ecef_km(latitude_deg, longitude_deg, altitude_m)
-    jd0, fr0 = _start(sat, start_jd)
-    t_rise, t_peak, t_set = _find_pass(sat, station, jd0, fr0, min_elevation_deg, search_days,
-                                       search_step_s)
+
+
+def _sample(sat, station, jd0, fr0, t_rise, t_peak, t_set, min_elevation_deg, time_step_s) -> Pass:
+    """The pass from ``t_rise`` to ``t_set`` (s after jd0 + fr0) every ``time_step_s`` from ``t_peak``."""
     k_lo = -int(math.floor((t_peak - t_rise) / time_step_s + 1e-9))
     k_hi = int(math.floor((t_set - t_peak) / time_step_s + 1e-9))
     time_s = np.arange(k_lo, k_hi + 1, dtype=np.float64) * time_step_s
@@ -205,3 +221,73 @@ def pass_from_tle(line1: str, line2: str, latitude_deg: float, longitude_deg: fl
     keep = elevation_deg >= min_elevation_deg - 1e-6  # the bisection's tolerance at the ends
     return Pass(time_s[keep], elevation_deg[keep], range_km[keep],
                 np.full(int(keep.sum()), float(time_step_s)))
+
+
+class TimedPass(NamedTuple):
+    """One pass of :func:`timed_passes_in_window`: UTC Julian dates of its rise, culmination and
+    set (above the minimum elevation) and the sampled :class:`~qmc.freespace.geometry.Pass`."""
+
+    rise_jd: float
+    culmination_jd: float
+    set_jd: float
+    the_pass: Pass
+
+
+LOOKBACK_DAYS = 0.1  # a pass in progress at the start is found if it rose at most this long before
+
+
+def timed_passes_in_window(line1: str, line2: str, latitude_deg: float, longitude_deg: float,
+                           altitude_m: float = 0.0, *, min_elevation_deg: float,
+                           time_step_s: float, start_jd: float | None = None, days: float = 1.0,
+                           search_step_s: float = 20.0) -> list[TimedPass]:
+    """Every pass whose culmination falls in [start, start + ``days``), in time order, with its
+    dates (arguments as :func:`pass_from_tle`; ``start_jd`` None is the TLE's epoch).
+
+    The search (:func:`_find_pass`, the next rise on a ``search_step_s`` grid) starts
+    :data:`LOOKBACK_DAYS` before the start, so that a pass already above the minimum at the start
+    counts when its culmination is in the window, and restarts one second after each set, so the
+    passes are disjoint. A pass that has not set ``LOOKBACK_DAYS`` after the window's end raises
+    ValueError (not a low-Earth orbit).
+    """
+    _check_sampling(min_elevation_deg, time_step_s)
+    if not days > 0.0:
+        raise ValidationError(f"orbit.days = {days:g} is out of range: must be > 0")
+    sat = _satrec(line1, line2)
+    station = station_ecef_km(latitude_deg, longitude_deg, altitude_m)
+    jd0, fr0 = _start(sat, start_jd)
+    end_s = days * SECONDS_PER_DAY
+    offset = -LOOKBACK_DAYS * SECONDS_PER_DAY
+    out = []
+    while offset < end_s:
+        search = (end_s - offset) / SECONDS_PER_DAY + LOOKBACK_DAYS
+        found = _find_pass(sat, station, jd0, fr0 + offset / SECONDS_PER_DAY, min_elevation_deg,
+                           search, search_step_s, missing_ok=True)
+        if found is None:
+            break
+        t_rise, t_peak, t_set = (offset + t for t in found)
+        if t_peak >= end_s:
+            break
+        if t_peak >= 0.0:
+            the_pass = _sample(sat, station, jd0, fr0, t_rise, t_peak, t_set, min_elevation_deg,
+                               time_step_s)
+            out.append(TimedPass(*(jd0 + fr0 + t / SECONDS_PER_DAY for t in (t_rise, t_peak, t_set)),
+                                 the_pass))
+        offset = t_set + 1.0
+    return out
+
+
+def passes_in_window(line1: str, line2: str, latitude_deg: float, longitude_deg: float,
+                     altitude_m: float = 0.0, *, min_elevation_deg: float, time_step_s: float,
+                     start_jd: float | None = None, days: float = 1.0,
+                     search_step_s: float = 20.0) -> list[Pass]:
+    """The passes of :func:`timed_passes_in_window` (every pass whose culmination falls in
+    [start, start + ``days``)), each sampled as :func:`pass_from_tle` samples one."""
+    return [p.the_pass for p in timed_passes_in_window(
+        line1, line2, latitude_deg, longitude_deg, altitude_m, min_elevation_deg=min_elevation_deg,
+        time_step_s=time_step_s, start_jd=start_jd, days=days, search_step_s=search_step_s)]
+
+
+def jd_to_utc(jd: float) -> str:
+    """A UTC Julian date as ISO 8601 text to the second (``2019-12-09T16:38:29Z``)."""
+    when = datetime.datetime(1970, 1, 1) + datetime.timedelta(days=float(jd) - 2440587.5)
+    return (when + datetime.timedelta(microseconds=500_000)).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -4,7 +4,8 @@
 QBER, sifted rate, asymptotic secret key rate per slot; slots below the chosen elevation cut-off
 greyed) and the loss versus slant range with any published loss points; the key per pass of each
 analysis and estimate is written in the key-rate panel. ``pass_key_vs_elevation``: key per pass
-versus culmination elevation, one curve per analysis."""
+versus culmination elevation, one curve per analysis. ``key_per_day``: the key of each pass of the
+day as bars at its culmination elevation, one colour per analysis, with the day's totals."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from qmc.plots.published import overlay
 from qmc.plots.rows import column, number
 from qmc.plots.style import RC_PARAMS, draw_title, legend_right, new_figure
 
-__all__ = ["satellite_pass", "pass_key_vs_elevation"]
+__all__ = ["satellite_pass", "pass_key_vs_elevation", "key_per_day"]
 
 _ESTIMATE_NAMES = {"pooled": "pooled", "mean_loss": "mean loss", "monte_carlo_median": "MC median"}
 
@@ -84,5 +85,40 @@ def pass_key_vs_elevation(rows: Iterable[Mapping[str, Any]], title: str | None =
         ax.set_xlabel("Culmination elevation (deg)")
         ax.set_ylabel("Secret key per pass (bits)")
         legend_right(ax)
+        draw_title(fig, title)
+    return fig
+
+
+def key_per_day(rows: Iterable[Mapping[str, Any]], title: str | None = None):
+    """Bars of the key of each pass (rows ``kind = pass`` of ``key_per_day``) at its culmination
+    elevation, one colour per analysis, each bar marked with its culmination time (UTC); the
+    legend gives each analysis' key per day (its ``summary`` row)."""
+    rows = list(rows)
+    passes = [r for r in rows if r.get("kind") == "pass"]
+    totals = {str(r["analysis"]): r for r in rows if r.get("kind") == "summary"}
+    labels = list(dict.fromkeys(str(r["analysis"]) for r in passes))
+    width = 2.4 / max(1, len(labels))
+    with mpl.rc_context(RC_PARAMS):
+        fig, ax = new_figure(1, 1, size_in=(5.6, 3.4))
+        for j, label in enumerate(labels):
+            mine = [r for r in passes if str(r["analysis"]) == label]
+            x = column(mine, "culmination_deg") + (j - 0.5 * (len(labels) - 1)) * width
+            total = totals.get(label, {}).get("key_per_day_bits")
+            name = analysis_name(label) + ("" if total is None else f": {number(total):.3g} bit per day")
+            ax.bar(x, column(mine, "key_per_pass_bits"), width=width, color=f"C{j}", label=name)
+        first = [r for r in passes if str(r["analysis"]) == labels[0]] if labels else []
+        for r in first:  # the culmination time above the pass's tallest bar
+            height = max(number(q["key_per_pass_bits"]) for q in passes if q["pass_index"] == r["pass_index"])
+            ax.annotate(str(r.get("culmination_utc") or "")[11:16], (number(r["culmination_deg"]), height),
+                        xytext=(0, 2), textcoords="offset points", fontsize=6, ha="center", va="bottom",
+                        color="0.3")
+        ax.set_xlim(0.0, 90.0)
+        tallest = float(np.nanmax(column(passes, "key_per_pass_bits"))) if passes else 0.0
+        ax.set_ylim(0.0, 1.12 * tallest if tallest > 0 else 1.0)
+        ax.set_xlabel("Culmination elevation (deg)")
+        ax.set_ylabel("Secret key per pass (bits)")
+        n = len(first)
+        ax.set_title(f"{n} pass{'es' if n != 1 else ''} (culmination times UTC above the bars)", fontsize=7)
+        ax.legend(fontsize=6, loc="upper left", frameon=False)
         draw_title(fig, title)
     return fig

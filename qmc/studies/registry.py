@@ -90,6 +90,7 @@ STUDY_MODULES: list[str] = [
     "qmc.studies.wdm_plan", "qmc.studies.wdm_bursts",
     "qmc.studies.turbulence",
     "qmc.studies.satellite", "qmc.studies.pass_elevation",
+    "qmc.studies.pass_day",
     "qmc.studies.bbm92", "qmc.studies.chsh",
 ]
 

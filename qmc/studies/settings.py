@@ -8,8 +8,10 @@ files set axes without a ``_target_`` of their own.
 
 Groups: ``sweep`` (:class:`Sweep`), ``optimize`` (:class:`OptimizeSettings`), ``finite``
 (:class:`FiniteSettings`), ``mc`` (:class:`EngineComparisonSettings` for ``decoy_bb84_mc``,
-:class:`SessionSettings` for ``finite_key_mc``), ``check`` (:class:`CheckSettings`),
-``streams`` (:class:`StreamSettings`) and ``plot`` (:class:`PlotSettings`).
+:class:`PassSettings` for ``satellite_pass``, :class:`SessionSettings` for ``finite_key_mc``),
+``check`` (:class:`CheckSettings`), ``streams`` (:class:`StreamSettings`), ``orbit`` and
+``station`` (:class:`OrbitSettings`, :class:`StationSettings` for ``key_per_day``) and ``plot``
+(:class:`PlotSettings`).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from qmc.validation import Check, Range, Rule, ValidationError, whole
 
 __all__ = [
     "Axis", "Sweep", "OptimizeSettings", "FiniteSettings", "EngineComparisonSettings", "SessionSettings",
-    "PassSettings", "ConsecutiveSessions", "CheckSettings", "StreamSettings", "PlotSettings", "axis_values", "SPACINGS", "METHODS", "SOLVERS", "MODELS",
+    "PassSettings", "OrbitSettings", "StationSettings", "ConsecutiveSessions", "CheckSettings", "StreamSettings", "PlotSettings", "axis_values", "SPACINGS", "METHODS", "SOLVERS", "MODELS",
     "RULES", "ENGINES", "DPI",
 ]
 
@@ -341,6 +343,49 @@ class PassSettings:
 
     def checks(self):
         return [whole("n_passes", 2)]
+
+
+def _tle_line(field: str, number: str) -> Check:
+    def problem(settings, prefix):
+        line = getattr(settings, field)
+        if isinstance(line, str) and line.strip().startswith(number + " ") and len(line.strip()) == 69:
+            return None
+        return f"{prefix}{field} = {line!r}: must be line {number} of a two-line element set (69 characters)"
+
+    return Check(problem)
+
+
+@dataclasses.dataclass(frozen=True)
+class OrbitSettings:
+    """``key_per_day``: the orbit as a two-line element set (``tle_line1``, ``tle_line2``), the
+    window's start (``start_jd``, a UTC Julian date; None: the TLE's epoch) and length (``days``),
+    and the grid step of the pass search (``search_step_s``)."""
+
+    tle_line1: str = ""
+    tle_line2: str = ""
+    start_jd: float | None = None
+    days: float = 1.0
+    search_step_s: float = 20.0
+
+    def checks(self):
+        return [_tle_line("tle_line1", "1"), _tle_line("tle_line2", "2"), Range("days", 0.0, 31.0, lo_open=True),
+                Range("search_step_s", 0.0, 600.0, lo_open=True),
+                Rule("start_jd", lambda s, xp: xp.asarray(s.start_jd is None or 2.4e6 < float(s.start_jd) < 2.6e6),
+                     "must be a UTC Julian date (e.g. 2458827.5) or null")]
+
+
+@dataclasses.dataclass(frozen=True)
+class StationSettings:
+    """``key_per_day``: the ground station, geodetic latitude and longitude (deg, east positive)
+    and height above the WGS 84 ellipsoid (m)."""
+
+    latitude_deg: float = 0.0
+    longitude_deg: float = 0.0
+    altitude_m: float = 0.0
+
+    def checks(self):
+        return [Range("latitude_deg", -90.0, 90.0), Range("longitude_deg", -180.0, 360.0),
+                Range("altitude_m", -500.0, 9000.0)]
 
 
 @dataclasses.dataclass(frozen=True)
