@@ -50,6 +50,7 @@ FORBIDDEN = {
     "protocols": ("qmc.engines", "qmc.analysis", "qmc.optimize", "qmc.studies", "qmc.cli"),
     "engines": ("qmc.analysis", "qmc.optimize", "qmc.studies", "qmc.cli"),
     "analysis": ("qmc.optimize", "qmc.studies", "qmc.cli"),
+    "repeaters": ("qmc.engines", "qmc.optimize", "qmc.studies", "qmc.cli"),
     "optimize": ("qmc.studies", "qmc.cli"),
     "studies": ("qmc.cli",),
 }

@@ -3,7 +3,8 @@
 Measures, on the default JAX device, the pulse engine's fast and physical paths (pulses per
 second), the block engine's fast mode (three-intensity BB84 sessions per second), the fast path
 with classical traffic varying in time (:mod:`qmc.bench.traffic`), a fading satellite pass slot by
-slot (:mod:`qmc.bench.passes`) and plain vectorized numpy
+slot (:mod:`qmc.bench.passes`), repeater chains over attempt rounds (:mod:`qmc.bench.repeaters`)
+and plain vectorized numpy
 implementations of the same pulse models (one thread, ``numpy.random``), on
 the GYS link at 50 km with intensities (0.48, 0.1, 0) and probabilities (0.8, 0.1, 0.1). Each
 number is the median of several repetitions after a warm-up run that compiles. Wall-clock rates
@@ -23,6 +24,7 @@ import qmc  # noqa: F401  (enables float64)
 from qmc.engines import exact
 from qmc.bench.streams import run_correlated
 from qmc.bench.passes import passes_rows, run_passes
+from qmc.bench.repeaters import repeaters_rows, run_repeaters
 from qmc.bench.traffic import run_traffic, traffic_rows
 from qmc.bench.timing import machine, machine_line, median_time, table
 from qmc.engines.block import sample_sessions
@@ -119,6 +121,7 @@ def run(quick: bool = False, methods: tuple[str, str] | None = None) -> dict:
     out.update(run_correlated(key, link, protocol, quick, reps, others))  # the stream engine
     out.update(run_traffic(key, link, protocol, quick, reps, methods, chunk))  # traffic varying in time
     out.update(run_passes(key, link, protocol, quick, reps, methods, chunk))  # a fading satellite pass
+    out.update(run_repeaters(quick, reps))  # repeater chains over attempt rounds (qmc.repeaters)
     out["sizes"] = {"fast": n_fast, "physical": n_phys, "numpy": n_np, "block_sessions": n_sessions,
                     "block_session_pulses": session_pulses, "repetitions": reps}
     return out
@@ -147,6 +150,8 @@ def format_result(r: dict) -> str:
         rows += traffic_rows(r)
     if "pass_fixed_pulses_per_s" in r:  # a fading pass, slot by slot (qmc.bench.passes)
         rows += passes_rows(r)
+    if "repeaters_2_links_chains_per_s" in r:  # repeater chains (qmc.bench.repeaters)
+        rows += repeaters_rows(r)
     lines = [f"{machine_line(r)}, chunk {r['chunk']}, kernels {'/'.join(r['methods'])}"]
     lines += table([("what", -32), ("unit", 10), ("per wall s", 12), ("per CPU s", 12)], rows)
     if "correlated_n_streams" in r:

@@ -46,6 +46,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from qmc.channels.raman import DIRECTIONS, MAX_LAUNCH_POWER_DBM, ClassicalTraffic
+from qmc.channels.raman_spectrum import WAVELENGTH_RANGE_NM
 from qmc.link import Link, check_noise, has_traffic
 from qmc.studies.key_rate import _NO_SIGNAL_INTENSITY, check_inputs
 from qmc.studies.registry import Chunk, Study, register
@@ -90,6 +91,10 @@ def _replace(component: Any, fields: Mapping[str, Any], where: str) -> Any:
     except (TypeError, ValueError) as err:
         raise ValidationError(f"{where[:-1]}: {err}") from None
     validate(out, where)
+    if "wavelength_nm" in fields and hasattr(out, "wavelength_nm"):  # beside traffic: the Raman spectrum's range
+        message = Range("wavelength_nm", *WAVELENGTH_RANGE_NM).error(out, where)
+        if message is not None:
+            raise ValidationError(message)
     return out
 
 
