@@ -97,6 +97,16 @@ def _beta_ppf(q, a, b, iters: int = 80):
     return 0.5 * (lo + hi)
 
 
+def _beta_quantile_normal(z, a, b):
+    """Quantile of Beta(a, b) at standard-normal quantile z: mean + sd (z + gamma (z^2 - 1) / 6),
+    gamma the skewness (Cornish-Fisher); for large a + b."""
+    s = a + b
+    mean = a / s
+    sd = jnp.sqrt(a * b / (s * s * (s + 1.0)))
+    gamma = 2.0 * (b - a) * jnp.sqrt(s + 1.0) / ((s + 2.0) * jnp.sqrt(a * b))
+    return jnp.clip(mean + sd * (z + gamma * (z * z - 1.0) / 6.0), 0.0, 1.0)
+
+
 @functools.partial(jax.jit, static_argnames="confidence")
 def clopper_pearson_interval(k, n, confidence: float = 0.95):
     """Clopper-Pearson (exact) interval (lo, hi) for integer k successes in n trials.
@@ -114,6 +124,13 @@ def clopper_pearson_interval(k, n, confidence: float = 0.95):
     b_hi = jnp.maximum(n - k, 1e-300)
     lo = _beta_ppf(jnp.full_like(k, alpha / 2.0), a_lo, b_lo)
     hi = _beta_ppf(jnp.full_like(k, 1.0 - alpha / 2.0), a_hi, b_hi)
+    # betainc loses its precision when both shape parameters are large (1e8): with more than 1e5
+    # successes and failures the Cornish-Fisher expansion of the beta quantile to its skewness
+    # term (error a fraction O(1/sqrt(min(k, n - k))) of the width) replaces the bisection.
+    z = z_value(confidence)
+    large = jnp.minimum(k, n - k) > 1e5
+    lo = jnp.where(large, _beta_quantile_normal(-z, a_lo, b_lo), lo)
+    hi = jnp.where(large, _beta_quantile_normal(z, a_hi, b_hi), hi)
     lo = jnp.where(k <= 0, 0.0, lo)
     hi = jnp.where(k >= n, 1.0, hi)
     return lo, hi
