@@ -26,7 +26,7 @@ def _tables(length_km=25.0):
     return tables.alias_table(joint.ravel())
 
 
-@pytest.mark.parametrize("photon_counts", [False, True])
+@pytest.mark.parametrize("photon_counts", [False, pytest.param(True, marks=pytest.mark.slow)])  # True: 18 s
 def test_fused_kernel_equals_the_fast_path(photon_counts):
     """Partial last block included; 0 km (many clicks) so that every outcome byte is exercised;
     with photon bins: 288 cells, 512 alias columns, 128 packed groups."""
@@ -116,6 +116,7 @@ def test_fused_kernel_rejects_what_it_cannot_draw(monkeypatch):
                  block_pulses=2**12, methods=("compare", "fused"))
 
 
+@pytest.mark.slow  # 20 s on 2 cores (Pallas's interpreter)
 def test_fused_kernel_is_the_gpu_default_and_batches_under_vmap(monkeypatch):
     """The fast path's default on a GPU (``pulse.fast_methods``), and what a sweep does with it:
     ``vmap`` over links (Pallas's batching rule adds a grid axis), the same counts as the XLA path's."""

@@ -322,6 +322,7 @@ def test_unknown_solver_or_option_is_refused():
         optimize.maximize(FINITE, link, LIM_PROTOCOL, loop="gpu")
 
 
+@pytest.mark.slow  # 18 s on 2 cores
 def test_host_and_device_loops_find_the_same_optima():
     # The same starts and rules (qmc.optimize.chains) in both drivers: the same evaluations and,
     # up to the rounding of one compiled loss against another, the same optima, along a sweep
@@ -373,6 +374,7 @@ def test_device_loop_compiles_once_for_batches_of_nearby_sizes():
             np.testing.assert_allclose(float(opt.rate.rate[i]), float(one.rate.rate), rtol=1e-6)
 
 
+@pytest.mark.slow  # 19 s on 2 cores
 def test_any_optax_transformation_runs_by_name_or_as_an_object():
     import optax
 

@@ -45,7 +45,7 @@ def _summary(rows, analysis="finite_lim2014"):
 
 @pytest.fixture(scope="module")
 def lognormal_rows():
-    return _run(cutoffs=[19.8, 30.0], n_passes=60, optimize=OptimizeSettings(n_starts=1))
+    return _run(cutoffs=[19.8, 30.0], n_passes=40, optimize=OptimizeSettings(n_starts=1))
 
 
 def test_rows_columns_and_summaries(lognormal_rows):

@@ -75,7 +75,7 @@ def test_the_exact_engine_sees_the_time_averaged_noise():
     assert float(noise_photons(_link(Constant(0.5)))) == 0.5 * float(constant)
 
 
-@pytest.mark.parametrize("path", ["fast", "physical"])
+@pytest.mark.parametrize("path", ["fast", pytest.param("physical", marks=pytest.mark.slow)])  # physical: 15 s
 def test_duty_cycle_one_is_the_constant_traffic_bit_for_bit(path):
     protocol = presets.decoy_protocol()
     key = jax.random.key(11)
