@@ -153,7 +153,7 @@ def format_result(r: dict) -> str:
     if "repeaters_2_links_chains_per_s" in r:  # repeater chains (qmc.bench.repeaters)
         rows += repeaters_rows(r)
     lines = [f"{machine_line(r)}, chunk {r['chunk']}, kernels {'/'.join(r['methods'])}"]
-    lines += table([("what", -32), ("unit", 10), ("per wall s", 12), ("per CPU s", 12)], rows)
+    lines += table([("what", -44), ("unit", 10), ("per wall s", 12), ("per CPU s", 12)], rows)
     if "correlated_n_streams" in r:
         lines.append(f"stream engine: {r['correlated_n_streams']} streams, {r['correlated_chunk_gates']} gates per chunk")
     lines.append(

@@ -57,7 +57,7 @@ def run_passes(key, link, protocol, quick: bool, reps: int, methods, chunk: int)
     on_cpu = jax.default_backend() == "cpu"
     slot_pulses = (2**20 if quick else 2**22) if on_cpu else 2**27
     n_np = 2**16 if quick else 2**18
-    n_passes = (64 if quick else 256) if on_cpu else 4096
+    n_passes = (256 if quick else 1024) if on_cpu else 4096
     source = link.source
     fixed_link = Link(source, FreeSpaceChannel(33.0), link.detector)
     faded = _pass(link, Fading("gamma_gamma", rytov_variance=1.0), slot_pulses)
