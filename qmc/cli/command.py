@@ -59,6 +59,7 @@ CONF_DIR = str(conf_dir())  # the Hydra config tree (absolute: the command works
 COMPONENT_PACKAGES = (
     "qmc.sources", "qmc.channels", "qmc.detectors", "qmc.link", "qmc.protocols", "qmc.analysis",
     "qmc.engines", "qmc.studies.settings", "qmc.freespace", "qmc.entanglement",
+    "qmc.repeaters",
 )
 
 # Top-level config keys that are plain values, not components (never instantiated or validated).

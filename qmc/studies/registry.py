@@ -92,6 +92,7 @@ STUDY_MODULES: list[str] = [
     "qmc.studies.satellite", "qmc.studies.pass_elevation",
     "qmc.studies.pass_day",
     "qmc.studies.bbm92", "qmc.studies.chsh",
+    "qmc.studies.repeaters",
 ]
 
 

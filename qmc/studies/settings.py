@@ -8,7 +8,8 @@ files set axes without a ``_target_`` of their own.
 
 Groups: ``sweep`` (:class:`Sweep`), ``optimize`` (:class:`OptimizeSettings`), ``finite``
 (:class:`FiniteSettings`), ``mc`` (:class:`EngineComparisonSettings` for ``decoy_bb84_mc``,
-:class:`PassSettings` for ``satellite_pass``, :class:`SessionSettings` for ``finite_key_mc``),
+:class:`PassSettings` for ``satellite_pass``,
+:class:`RepeaterMCSettings` for ``repeater_chain`` and ``memory_requirements``, :class:`SessionSettings` for ``finite_key_mc``),
 ``check`` (:class:`CheckSettings`), ``streams`` (:class:`StreamSettings`), ``orbit`` and
 ``station`` (:class:`OrbitSettings`, :class:`StationSettings` for ``key_per_day``) and ``plot``
 (:class:`PlotSettings`).
@@ -30,7 +31,7 @@ from qmc.validation import Check, Range, Rule, ValidationError, whole
 
 __all__ = [
     "Axis", "Sweep", "OptimizeSettings", "FiniteSettings", "EngineComparisonSettings", "SessionSettings",
-    "PassSettings", "OrbitSettings", "StationSettings", "ConsecutiveSessions", "CheckSettings", "StreamSettings", "PlotSettings", "axis_values", "SPACINGS", "METHODS", "SOLVERS", "MODELS",
+    "PassSettings", "RepeaterMCSettings", "OrbitSettings", "StationSettings", "ConsecutiveSessions", "CheckSettings", "StreamSettings", "PlotSettings", "axis_values", "SPACINGS", "METHODS", "SOLVERS", "MODELS",
     "RULES", "ENGINES", "DPI",
 ]
 
@@ -190,12 +191,14 @@ class Sweep:
     rytov_variance: Any = None  # turbulence_fading: sigma_R^2 of the fading laws
     loss_db: Any = None  # turbulence_fading: the mean channel loss (dB) of its key-rate curves
     mean_pair_number: Any = None  # chsh_vs_pair_number: the pair source's mean pair number per pulse
+    n_links: Any = None  # repeater studies: the chains' numbers of elementary links (null: chain.n_links)
+    coherence_time_s: Any = None  # memory_requirements: the memory coherence times searched
     chunk_size: int | None = None
     max_points: int = 10_000_000
 
     def __post_init__(self) -> None:
         for f in ("length_km", "block_size", "p_afterpulse", "launch_power_dbm", "duty_cycle", "culmination_deg",
-                  "min_elevation_deg", "rytov_variance", "loss_db", "mean_pair_number"):
+                  "min_elevation_deg", "rytov_variance", "loss_db", "mean_pair_number", "n_links", "coherence_time_s"):
             object.__setattr__(self, f, _axis_or_none(getattr(self, f)))
 
     def checks(self):
@@ -333,6 +336,19 @@ class SessionSettings:
         if self.phase_error_tolerance is not None:
             out.append(Range("phase_error_tolerance", 0.0, lo_open=True))
         return out
+
+
+@dataclasses.dataclass(frozen=True)
+class RepeaterMCSettings:
+    """``repeater_chain``, ``memory_requirements``: Monte Carlo chains sampled per parameter point
+    (``n_chains``) and the lanes that run them (``lanes``; None: chosen by
+    :func:`qmc.repeaters.montecarlo.sample_points`)."""
+
+    n_chains: int = 4000
+    lanes: int | None = None
+
+    def checks(self):
+        return [whole("n_chains", 2), whole("lanes", 1, allow_none=True)]
 
 
 @dataclasses.dataclass(frozen=True)
