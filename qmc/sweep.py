@@ -22,7 +22,7 @@ from qmc._compile import jit
 from qmc._pytree import get_path, replace_path
 
 __all__ = ["Grid", "grid", "chunks", "padded_chunks", "padded_index", "run", "evaluate", "maximize_on_grid", "grid_evaluations", "auto_chunk_size",
-           "set_paths"]
+           "set_paths", "sweep_devices"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,11 +93,33 @@ def padded_chunks(n: int, chunk_size: int) -> Iterator[tuple[slice, np.ndarray]]
         yield index, padded_index(index.start, index.stop, chunk_size)
 
 
+def sweep_devices(devices: int | None = None) -> list:
+    """The local devices a sweep's chunks are split over: all of them (``None``) or the first
+    ``devices``."""
+    local = jax.local_devices()
+    if devices is None:
+        return list(local)
+    n = int(devices)
+    if not 1 <= n <= len(local):
+        raise ValueError(f"devices: {devices!r} is not a count from 1 to the {len(local)} local devices")
+    return list(local[:n])
+
+
+@functools.lru_cache(maxsize=None)
+def _shardings(devices: tuple) -> tuple[Any, Any]:
+    """(points split along their first axis, replicated) over a 1-D mesh ``batch`` of ``devices``."""
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+    mesh = Mesh(np.array(devices), ("batch",))
+    return NamedSharding(mesh, PartitionSpec("batch")), NamedSharding(mesh, PartitionSpec())
+
+
 def run(
     fn: Callable[[Any], Any],
     tree: Any,
     sweep_grid: Grid,
     chunk_size: int | None = None,
+    devices: int | None = None,
 ) -> Iterator[tuple[slice, np.ndarray, Any]]:
     """Evaluate ``fn(tree with the grid point set)`` over the grid, one chunk at a time.
 
@@ -107,6 +129,10 @@ def run(
         tree: the PyTree the paths refer to (e.g. ``{"link": link, "protocol": protocol}``).
         sweep_grid: the points.
         chunk_size: points per compiled call; ``None`` for the whole grid in one call.
+        devices: local devices the chunk's points are split over (``None``: all of them, see
+            :func:`sweep_devices`). With several, each chunk is padded to a multiple of their
+            count and its points sharded along a 1-D mesh, the tree replicated; the outputs are
+            the single device's bit for bit (every point is computed by the same program).
 
     Yields:
         ``(index_slice, points, outputs)`` per chunk: ``points`` (n, n_axes) and ``outputs`` a
@@ -117,16 +143,26 @@ def run(
     points = sweep_grid.points()
     n = len(points)
     size = n if chunk_size is None else max(1, min(int(chunk_size), n))
-    for index, padded in padded_chunks(n, size):
+    used = sweep_devices(devices)
+    split = replicated = None
+    if len(used) > 1:
+        split, replicated = _shardings(tuple(used))
+        tree = jax.tree_util.tree_map(lambda x: jax.device_put(x, replicated) if isinstance(x, jax.Array) else x, tree)
+    padded_size = -(-size // len(used)) * len(used)
+    for index in chunks(n, size):
         chunk = points[index]
-        out = _evaluate_chunk(fn, tuple(sweep_grid.paths), tree, jnp.asarray(points[padded]))
+        batch = jnp.asarray(points[padded_index(index.start, index.stop, padded_size)])
+        if split is not None:
+            batch = jax.device_put(batch, split)
+        out = _evaluate_chunk(fn, tuple(sweep_grid.paths), tree, batch)
         out = jax.tree_util.tree_map(lambda x: np.asarray(x)[: len(chunk)], out)
         yield index, chunk, out
 
 
-def evaluate(fn: Callable[[Any], Any], tree: Any, sweep_grid: Grid, chunk_size: int | None = None) -> Any:
+def evaluate(fn: Callable[[Any], Any], tree: Any, sweep_grid: Grid, chunk_size: int | None = None,
+             devices: int | None = None) -> Any:
     """All outputs of :func:`run`, concatenated and reshaped to ``grid.shape``."""
-    parts = [out for _, _, out in run(fn, tree, sweep_grid, chunk_size)]
+    parts = [out for _, _, out in run(fn, tree, sweep_grid, chunk_size, devices)]
     flat = jax.tree_util.tree_map(lambda *xs: np.concatenate(xs), *parts)
     return jax.tree_util.tree_map(lambda x: x.reshape(sweep_grid.shape + x.shape[1:]), flat)
 

@@ -317,6 +317,7 @@ _params = st.tuples(
 )
 
 
+@pytest.mark.slow  # 21 s on 2 cores
 @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_params)
 def test_no_nan_on_random_valid_parameters(values):

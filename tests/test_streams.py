@@ -117,6 +117,7 @@ def test_without_memory_equals_the_independent_engine_in_distribution():
         assert sps.chisquare(obs, exp * obs.sum() / exp.sum())[1] > 5.7e-7
 
 
+@pytest.mark.slow  # 21 s on 2 cores
 def test_numbers_do_not_depend_on_chunk_and_runs_are_prefixes():
     link, prot = gys_link(20.0), decoy_protocol()
     det = dataclasses.replace(link.detector, p_afterpulse=0.1, afterpulse_decay_gates=3.0, dead_time_gates=5.0)

@@ -172,8 +172,11 @@ def execute(
     _refuse_spent(chunks)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    import jax
+
     meta = {
         "study": study.name,
+        "devices": {"count": jax.local_device_count(), "kind": jax.default_backend()},  # a sweep's default: all local
         **dict(metadata or {}),
         **results.environment(),
         "status": "running",
