@@ -128,7 +128,7 @@ def wdm_coexistence(
             :meth:`qmc.studies.settings.OptimizeSettings.optimizer_kwargs`.
 
     Returns:
-        An iterator of :class:`Chunk`, one per launch power; rows have the keys of
+        An iterator of :class:`Chunk`, one per launch power (computed and yielded in turn); rows have the keys of
         :data:`WDM_COLUMNS`, ordered by launch power, then length, then analysis (in the order of
         ``analyses``). ``raman_photons_per_s`` and ``leakage_photons_per_s`` are the noise photon
         rates inside Bob's filter at the end of the fiber (all channels, before the detector
@@ -267,19 +267,20 @@ def _chunks(link, protocols, analyses, decoy, lengths, powers, mus, chunk_size, 
              "optimized along the lengths per power)", direction, len(powers), f"{len(lengths):,}", len(labels),
              f"{n_points * len(labels):,}", len(finite))
 
-    def job(name):  # the sweep and each finite-key analysis: their programs compile side by side
-        if name is None:
-            return _sweep(link, protocols, analyses, decoy, lengths, powers, mus, chunk_size)
-        return _finite_curve(link, analyses[name], lengths, powers, method, options)
-
-    results = list(threads.ordered(job, [None, *finite]))
-    optimized, (out, noise) = results[0]
-    curves = dict(zip(finite, results[1:]))
     rep_rate_hz = float(getattr(link.source, "rep_rate_hz", math.nan))
-    for j, power_dbm in enumerate(powers):
+    for j, power_dbm in enumerate(powers):  # one launch power per chunk: a crash keeps the finished ones
+        one = np.asarray([power_dbm])
+
+        def job(name, one=one):  # the sweep and each finite-key analysis: their programs compile side by side
+            if name is None:
+                return _sweep(link, protocols, analyses, decoy, lengths, one, mus, chunk_size)
+            return _finite_curve(link, analyses[name], lengths, one, method, options)
+
+        results = list(threads.ordered(job, [None, *finite]))
+        optimized, (out, noise) = results[0]
+        curves = dict(zip(finite, results[1:]))
         rows = []
-        for k, length_km in enumerate(lengths):
-            i = j * len(lengths) + k
+        for i, length_km in enumerate(lengths):
             extra = {name: float(v[i]) for name, v in noise.items()}
             extra.update({_POWER: float(power_dbm), "direction": direction})
             for label in labels:
