@@ -27,6 +27,7 @@ from qmc.channels.raman import (
 )
 from qmc.channels.traffic import Constant
 from qmc.detectors import ThresholdDetectors
+from qmc.detectors.threshold import with_background
 from qmc.sources import WeakCoherentSource
 from qmc.validation import ValidationError
 
@@ -129,7 +130,7 @@ def background_click_probability(link):
     p_dark = link.detector.p_dark
     if not has_traffic(link):
         return p_dark
-    return p_dark + (1.0 - p_dark) * noise_click_probability(link)
+    return with_background(p_dark, noise_click_probability(link))
 
 
 def check_noise(link, prefix: str = "classical.") -> None:

@@ -41,6 +41,7 @@ import jax.numpy as jnp
 from qmc._pytree import pytree_dataclass, static
 from qmc.channels.base import db_to_transmittance
 from qmc.channels.traffic import PROFILES, Constant
+from qmc.detectors.threshold import noise_click_probability
 from qmc.channels.raman_spectrum import (
     DEFAULT_TEMPERATURE_K, LIGHT_M_PER_S, PLANCK_J_S, WAVELENGTH_RANGE_NM, _one_minus_exp_over,
     raman_coefficient_per_km_nm, spectrum_problem,
@@ -306,14 +307,10 @@ def noise_photons_per_gate(classical, length_km, loss_db_per_km, wavelength_nm, 
 
 
 def noise_clicks_per_gate(photons_per_gate_, efficiency):
-    """Probability that the noise alone fires one given detector in a gate.
-
-    The noise is unpolarized, so each of the two detectors receives half the photons; they are
-    many temporal and spectral modes (filter bandwidth x gate >> 1), so their number is Poisson:
-    p = 1 - exp(-efficiency n / 2). With dark counts the background per detector is
-    1 - (1 - p_dark)(1 - p).
-    """
-    return -jnp.expm1(-jnp.asarray(efficiency) * jnp.asarray(photons_per_gate_) / 2.0)
+    """Probability that the traffic's noise alone fires one given detector in a gate: unpolarized,
+    many modes (filter bandwidth x gate >> 1), so
+    :func:`qmc.detectors.threshold.noise_click_probability`, 1 - exp(-efficiency n / 2)."""
+    return noise_click_probability(photons_per_gate_, efficiency)
 
 
 def check_noise_inputs(classical, wavelength_nm, filter_nm, gate_ns, prefix: str = "classical.") -> None:

@@ -49,7 +49,7 @@ from qmc.validation import Range, Rule
 
 __all__ = [
     "ThresholdDetectors", "CLICK_MODELS", "DEAD_TIME_MODES", "p_dark_from_background_yield", "background_yield",
-    "gys2004",
+    "noise_click_probability", "with_background", "gys2004",
 ]
 
 CLICK_MODELS = ("threshold", "ma2005")
@@ -61,6 +61,21 @@ def background_yield(p_click):
     probability ``p`` (dark counts, or dark counts and noise): written p (2 - p), without the
     cancellation of 1 - (1 - p)^2 for small p."""
     return p_click * (2.0 - p_click)
+
+
+def noise_click_probability(photons_per_gate, efficiency):
+    """Probability that unpolarized background light alone (Raman noise, sky light) fires one given
+    detector of two in a gate: half of its photons reach each detector, and they are many temporal
+    and spectral modes, so their number is Poisson: 1 - exp(-efficiency n / 2), n the mean
+    photons per gate at the receiver's input."""
+    return -jnp.expm1(-jnp.asarray(efficiency) * jnp.asarray(photons_per_gate) / 2.0)
+
+
+def with_background(p_dark, p_noise):
+    """Per-detector click probability on vacuum from dark counts and independent background light:
+    1 - (1 - p_dark)(1 - p_noise), written p_dark + (1 - p_dark) p_noise (exactly p_dark when
+    p_noise = 0)."""
+    return p_dark + (1.0 - p_dark) * p_noise
 
 
 def p_dark_from_background_yield(y0: float) -> float:

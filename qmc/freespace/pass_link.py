@@ -16,11 +16,12 @@ import jax
 import jax.numpy as jnp
 
 from qmc._pytree import pytree_dataclass
+from qmc.detectors.threshold import noise_click_probability, with_background
 from qmc.freespace.channel import FreeSpaceChannel
 from qmc.freespace.fading import Fading
 from qmc.link import Link
 
-__all__ = ["PassLink", "pass_link", "sky_click_probability"]
+__all__ = ["PassLink", "pass_link"]
 
 
 @pytree_dataclass
@@ -44,13 +45,6 @@ class PassLink:
         return dataclasses.replace(self, slot_pulses=jnp.where(keep, self.slot_pulses, 0.0))
 
 
-def sky_click_probability(photons_per_gate, efficiency):
-    """Probability that the sky background alone fires one given detector in a gate: unpolarized,
-    half the photons to each of two detectors, Poisson: 1 - exp(-efficiency n / 2) (as the Raman
-    noise of :func:`qmc.channels.raman.noise_clicks_per_gate`)."""
-    return -jnp.expm1(-jnp.asarray(efficiency) * jnp.asarray(photons_per_gate) / 2.0)
-
-
 def pass_link(source, detector, loss_db, slot_s, fading: Fading | None = None, rytov_variance=None,
               background_photons_per_gate=0.0) -> PassLink:
     """One link per slot of a pass.
@@ -58,7 +52,8 @@ def pass_link(source, detector, loss_db, slot_s, fading: Fading | None = None, r
     Args:
         source: Alice's source (its ``rep_rate_hz`` sets the pulses per slot).
         detector: Bob's detectors; their dark-count probability per gate becomes
-            1 - (1 - p_dark)(1 - p_sky) with the sky background's (:func:`sky_click_probability`).
+            1 - (1 - p_dark)(1 - p_sky) with the sky background's
+            (:func:`qmc.detectors.threshold.noise_click_probability`: unpolarized, Poisson).
         loss_db: the mean channel loss of each slot, dB, shape (S,).
         slot_s: each slot's length, s, shape (S,) (0 for slots not used).
         fading: the fading law of every slot (None: none); its ``rytov_variance`` is replaced by
@@ -76,7 +71,7 @@ def pass_link(source, detector, loss_db, slot_s, fading: Fading | None = None, r
     sky = jnp.broadcast_to(jnp.asarray(background_photons_per_gate, jnp.float64), shape)
 
     def one(loss, sigma2, n_sky):
-        p_dark = detector.p_dark + (1.0 - detector.p_dark) * sky_click_probability(n_sky, detector.efficiency)
+        p_dark = with_background(detector.p_dark, noise_click_probability(n_sky, detector.efficiency))
         return Link(source, FreeSpaceChannel(loss, dataclasses.replace(fading, rytov_variance=sigma2)),
                     dataclasses.replace(detector, p_dark=p_dark))
 

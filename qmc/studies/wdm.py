@@ -51,7 +51,7 @@ from qmc.studies.spec import analyses, optimize_settings, require_exact_engine, 
 from qmc.sweep import auto_chunk_size, grid, grid_evaluations, run
 from qmc.validation import Range, ValidationError
 
-__all__ = ["wdm_coexistence", "WDM_COLUMNS", "traffic_of", "total_launch_power_dbm", "traffic_direction"]
+__all__ = ["wdm_coexistence", "launch_powers", "WDM_COLUMNS", "traffic_of", "total_launch_power_dbm", "traffic_direction"]
 
 WDM_COLUMNS = (
     "length_km", "launch_power_dbm", "direction", "analysis", "key_rate", "key_rate_bps", "mu", "reason", "qber",
@@ -295,6 +295,17 @@ def _chunks(link, protocols, analyses, decoy, lengths, powers, mus, chunk_size, 
         yield Chunk(rows, j, len(powers))
 
 
+def launch_powers(sweep: Sweep, link: Link, study: str, example: str) -> np.ndarray:
+    """The total launch powers a WDM study runs: ``sweep.launch_power_dbm``, else the configured
+    total power of ``classical``; refused in one line without traffic (``example``: a classical
+    option to suggest)."""
+    if sweep.launch_power_dbm is not None:
+        return sweep.axis("launch_power_dbm")
+    if has_traffic(link):
+        return np.asarray([total_launch_power_dbm(link)])
+    raise ValidationError(f"classical: study {study} needs classical traffic in the fiber (e.g. classical={example})")
+
+
 def _run_wdm_coexistence(spec: Mapping[str, Any]) -> Iterator[Chunk]:
     """Registry adapter: ``sweep.length_km``, ``sweep.launch_power_dbm`` (absent: the configured
     total launch power of ``classical``), ``sweep.chunk_size``, ``optimize.mu`` (asymptotic decoy
@@ -303,13 +314,7 @@ def _run_wdm_coexistence(spec: Mapping[str, Any]) -> Iterator[Chunk]:
     require_exact_engine(spec, "wdm_coexistence", "uses the exact engine only")
     sweep = setting(spec, "sweep", Sweep)
     link = spec["link"]
-    if sweep.launch_power_dbm is not None:
-        powers = sweep.axis("launch_power_dbm")
-    elif has_traffic(link):
-        powers = np.asarray([total_launch_power_dbm(link)])
-    else:
-        raise ValidationError("classical: study wdm_coexistence needs classical traffic in the fiber "
-                              "(e.g. classical=data_c_band)")
+    powers = launch_powers(sweep, link, "wdm_coexistence", "data_c_band")
     variants = analyses(spec)
     settings = optimize_settings(spec)
     finite_options = None

@@ -43,7 +43,6 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from qmc.channels.raman import DIRECTIONS, MAX_LAUNCH_POWER_DBM, ClassicalTraffic
 from qmc.channels.raman_spectrum import WAVELENGTH_RANGE_NM
@@ -52,7 +51,7 @@ from qmc.studies.key_rate import _NO_SIGNAL_INTENSITY, check_inputs
 from qmc.studies.registry import Chunk, Study, register
 from qmc.studies.settings import Sweep
 from qmc.studies.spec import analyses, optimize_settings, require_exact_engine, setting
-from qmc.studies.wdm import WDM_COLUMNS, _wdm_point_fn, total_launch_power_dbm, traffic_of, wdm_coexistence
+from qmc.studies.wdm import WDM_COLUMNS, _wdm_point_fn, launch_powers, traffic_of, wdm_coexistence
 from qmc.sweep import auto_chunk_size, grid, grid_evaluations, run
 from qmc.validation import Range, ValidationError, validate
 
@@ -380,13 +379,7 @@ def _run_wdm_band_plan(spec: Mapping[str, Any]) -> Iterator[Chunk]:
     require_exact_engine(spec, "wdm_band_plan", "uses the exact engine only")
     sweep = setting(spec, "sweep", Sweep)
     link = spec["link"]
-    if sweep.launch_power_dbm is not None:
-        powers = sweep.axis("launch_power_dbm")
-    elif has_traffic(link):
-        powers = np.asarray([total_launch_power_dbm(link)])
-    else:
-        raise ValidationError("classical: study wdm_band_plan needs classical traffic in the fiber "
-                              "(e.g. classical=data_1550)")
+    powers = launch_powers(sweep, link, "wdm_band_plan", "data_1550")
     plans, directions = _plan_settings(spec)
     mu = optimize_settings(spec).mu
     return wdm_band_plan(link, spec["protocol"], analyses(spec), sweep.axis("length_km"), powers, plans, directions,
