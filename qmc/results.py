@@ -134,6 +134,32 @@ class ResultsTable:
         csv.writer(buffer, lineterminator="\n").writerow(self.columns)
         write_text(self.path, buffer.getvalue())
 
+    @classmethod
+    def reopen(cls, path: str | os.PathLike, columns: Sequence[str], n_rows: int) -> "ResultsTable":
+        """The table of an earlier run of the same columns, cut to its first ``n_rows`` rows (the
+        rows of the chunks its run recorded as finished: a chunk whose write a kill cut short goes),
+        to be continued with :meth:`append`.
+
+        Raises:
+            ValueError: the file's header is not ``columns``, or it holds fewer than ``n_rows`` rows.
+        """
+        path = Path(path)
+        with open(path, encoding="utf-8", newline="") as f:
+            text = f.read()
+        if text and not text.endswith("\n"):
+            text = text[: text.rfind("\n") + 1]
+        lines = list(csv.reader(io.StringIO(text, newline="")))
+        if not lines or tuple(lines[0]) != tuple(columns):
+            raise ValueError(f"{path}: its columns are not {', '.join(columns)}")
+        if len(lines) - 1 < int(n_rows):
+            raise ValueError(f"{path}: {len(lines) - 1} rows, fewer than the {int(n_rows)} its run recorded")
+        buffer = io.StringIO()
+        csv.writer(buffer, lineterminator="\n").writerows(lines[: int(n_rows) + 1])
+        table = cls.__new__(cls)
+        table.path, table.columns, table._known, table.n_rows = path, tuple(columns), frozenset(columns), int(n_rows)
+        write_text(path, buffer.getvalue())
+        return table
+
     def append(self, rows: Iterable[Mapping[str, Any]]) -> int:
         """Append ``rows`` to the file (one write, flushed and synced). Returns the total number
         of rows."""

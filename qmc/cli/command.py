@@ -1,4 +1,4 @@
-"""The ``qmc`` and ``qmc-plot`` commands: Hydra configs -> qmc components -> a study -> a run folder.
+"""The ``qmc`` command: Hydra configs -> qmc components -> a study -> a run folder.
 
 This is the only module of qmc that imports Hydra or OmegaConf. ``main`` composes the config
 (the repository's ``conf/``, shipped inside the wheel: :func:`qmc._paths.conf_dir`), builds
@@ -13,18 +13,21 @@ A ``+key=value`` override may only add a top-level key that some part of qmc rea
 A refused run leaves no folder, and a multirun names each job's folder by the overrides it sweeps
 (``system=snspd_zadeh2017``): :mod:`qmc.cli.folders`.
 
+A run computes the chunks of its shard (``sweep.shard_count``, ``sweep.shard_index``: merged by
+``qmc-merge``, :mod:`qmc.cli.runs`) and, with ``resume=true``, only those its run folder does not
+hold yet from an earlier run of the same config (:func:`config_digest`).
+
 Examples:
     qmc                                   # the default study (decoy_bb84_gys)
     qmc experiment=decoy_bb84_snspd       # another study
     qmc system=snspd_zadeh2017 analysis.f_ec=1.1
     qmc -m detector=gys2004,snspd         # a multirun: folders detector=gys2004, detector=snspd
     qmc --help                            # the groups, their options and the common keys
-    qmc-plot results/decoy_bb84_gys/<timestamp>
+    qmc hydra.run.dir=<folder> resume=true   # finish an interrupted run
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import functools
 import importlib
@@ -46,8 +49,9 @@ from omegaconf.errors import OmegaConfBaseException
 from qmc._paths import conf_dir
 from qmc.cli import folders
 from qmc.cli.folders import RunFolders, job_folder, parse_overrides
+from qmc.cli.runs import merge_main, plot_main
 
-__all__ = ["main", "plot_main", "compose", "prepare", "build", "check_targets", "check_overrides", "known_keys",
+__all__ = ["main", "plot_main", "merge_main", "compose", "prepare", "build", "check_targets", "check_overrides", "known_keys",
            "run_title", "job_folder", "RunFolders", "ConfigError", "COMPONENT_PACKAGES", "CONF_DIR"]
 
 log = logging.getLogger("qmc")
@@ -63,7 +67,12 @@ COMPONENT_PACKAGES = (
 )
 
 # Top-level config keys that are plain values, not components (never instantiated or validated).
-_PLAIN = ("seed", "study", "experiment_name", "published")
+_PLAIN = ("seed", "study", "experiment_name", "published", "resume")
+
+# Keys that choose which chunks a run computes, not what they hold: left out of the config's
+# digest (the shards of one sweep, the unsplit run, and a run and its resumption share it) and of
+# figure titles.
+_CHUNK_KEYS = ("resume", "sweep.shard_index", "sweep.shard_count")
 
 
 class ConfigError(ValueError):
@@ -344,11 +353,76 @@ def run_title(experiment_name: str, choices: Any, overrides: Iterable[str]) -> s
         parts.append(f"system={choices['system']}")
     for o in parse_overrides(overrides):
         key = o.key_or_group
-        if o.is_hydra_override() or o.is_delete() or _top(key) in ("plot", "experiment", "experiment_name", "system"):
+        if (o.is_hydra_override() or o.is_delete() or _top(key) in ("plot", "experiment", "experiment_name", "system")
+                or key in _CHUNK_KEYS):
             continue
         value = choices[key] if key in choices else o.get_value_element_as_str()  # a group: Hydra's choice
         parts.append(f"{key}={value}")
     return " · ".join(parts)
+
+
+# ---------------------------------------------------------------------------------------------
+# Split and resumed runs
+# ---------------------------------------------------------------------------------------------
+
+
+def config_digest(cfg: DictConfig) -> str:
+    """SHA-256 of the resolved config without :data:`_CHUNK_KEYS`: what a resumed run and the
+    pieces of a split sweep must share (metadata.json's ``config_digest``)."""
+    import hashlib
+
+    container = OmegaConf.to_container(cfg, resolve=True)
+    container.pop("hydra", None)
+    container.pop("resume", None)
+    if isinstance(container.get("sweep"), dict):
+        container["sweep"].pop("shard_index", None)
+        container["sweep"].pop("shard_count", None)
+    text = OmegaConf.to_yaml(OmegaConf.create(container), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _flat(node: Any, prefix: str = "") -> dict:
+    if isinstance(node, dict):
+        out = {}
+        for key, value in node.items():
+            out.update(_flat(value, f"{prefix}{key}."))
+        return out
+    return {prefix[:-1]: node}
+
+
+def _name_differences(message: str, old_config: Path, cfg: DictConfig) -> str:
+    """``message`` with the keys whose values differ between the run folder's config.yaml and
+    ``cfg`` in place of the config digests, where that file can be read."""
+    if "config_digest" not in message or not old_config.is_file():
+        return message
+    old = _flat(OmegaConf.to_container(OmegaConf.load(old_config)))
+    new = _flat(OmegaConf.to_container(cfg, resolve=True))
+    keys = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k) and k not in _CHUNK_KEYS)
+    if not keys:
+        return message
+    shown = ", ".join(f"{k} = {old.get(k)!r} there, {new.get(k)!r} now" for k in keys[:5])
+    return message.split(": its config differs")[0] + f": its config differs ({shown}{', ...' if len(keys) > 5 else ''})"
+
+
+def _resume_setting(cfg: DictConfig) -> bool:
+    value = cfg.get("resume", False)
+    if not isinstance(value, bool):
+        raise ConfigError(f"resume = {value!r}: must be true or false")
+    return value
+
+
+def chunk_plan(spec: dict):
+    """The chunks a run computes: the shard ``sweep.shard_index`` of ``sweep.shard_count``."""
+    from qmc.studies.plan import ChunkPlan
+    from qmc.studies.settings import Sweep
+    from qmc.studies.spec import setting
+
+    sweep = setting(spec, "sweep", Sweep)
+    return ChunkPlan(int(sweep.shard_count), int(sweep.shard_index))
+
+
+def _shard(plan) -> dict:
+    return {"shard": {"count": int(plan.shard_count), "index": int(plan.shard_index)}} if plan.shard_count > 1 else {}
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
@@ -373,7 +447,17 @@ def _run(cfg: DictConfig) -> None:
 
     run_dir = Path(hydra_cfg.runtime.output_dir)
     from qmc.results import write_text
+    from qmc.studies.plan import PLAN_KEY
 
+    try:
+        resume, plan, digest = _resume_setting(cfg), chunk_plan(spec), config_digest(cfg)
+        previous = studies.resumable(run_dir, study, {"config_digest": digest, **_shard(plan)}) if resume else {}
+    except qmc.ValidationError as err:
+        _refuse(_name_differences(str(err), run_dir / "config.yaml", cfg))  # the earlier run stays as it is
+    except ConfigError as err:
+        _refuse(str(err))
+    plan = dataclasses.replace(plan, done=frozenset(studies.finished_chunks(run_dir)) if previous else frozenset())
+    spec[PLAN_KEY] = plan  # read by the study's chunks, which have not started yet
     write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     from qmc.gallery import published_points
 
@@ -387,11 +471,14 @@ def _run(cfg: DictConfig) -> None:
         "dpi": int(plot.dpi),
         "overrides": list(hydra_cfg.overrides.task),
         "command": " ".join(["qmc", *sys.argv[1:]]),
+        "config_digest": digest,
     }
     log.info("%s: study %s, writing %s", cfg.experiment_name, study.name, run_dir)
     try:
         meta = studies.execute(study, chunks, run_dir, metadata=metadata, published=published_points(published),
-                               title=title, dpi=int(plot.dpi))
+                               title=title, dpi=int(plot.dpi), plan=plan, resume=resume)
+    except qmc.ValidationError as err:  # found while running (e.g. a study's own late check)
+        _fail(str(err))
     except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM / SIGHUP (studies.Interrupted)
         signum = getattr(err, "signum", signal.SIGINT)
         print(f"qmc: interrupted ({signal.Signals(signum).name}); {run_dir / 'results.csv'} keeps every finished "
@@ -406,43 +493,3 @@ def _run(cfg: DictConfig) -> None:
 def main() -> None:
     """Entry point of the ``qmc`` console script (Hydra parses ``sys.argv``)."""
     _run()
-
-
-# ---------------------------------------------------------------------------------------------
-# qmc-plot
-# ---------------------------------------------------------------------------------------------
-
-
-def plot_main(argv: list[str] | None = None) -> None:
-    """Entry point of ``qmc-plot <run dir>``: redraw a run's figure from its ``results.csv``."""
-    parser = argparse.ArgumentParser(
-        prog="qmc-plot", description="Redraw the figure of a qmc run from its saved results.csv."
-    )
-    parser.add_argument("run_dir", type=Path, help="a run folder (holding results.csv)")
-    parser.add_argument("--study", help="study whose figure to draw (default: from metadata.json)")
-    parser.add_argument("-o", "--output", type=Path, help="file stem (default: <run_dir>/<figure name>)")
-    args = parser.parse_args(argv)
-    os.environ.setdefault("MPLBACKEND", "Agg")
-
-    from qmc import studies
-    from qmc.plots import save
-    from qmc.results import RESULTS, read_metadata, read_results
-
-    if not (args.run_dir / RESULTS).is_file():
-        _fail(f"{args.run_dir / RESULTS}: no such file", "qmc-plot")
-    meta = read_metadata(args.run_dir)
-    name = args.study or meta.get("study", "key_rate_vs_distance")
-    try:
-        study = studies.get(name)
-    except ValueError as err:
-        _fail(str(err), "qmc-plot")
-    rows = read_results(args.run_dir)
-    if not rows:
-        _fail(f"{args.run_dir / RESULTS}: no rows to plot", "qmc-plot")
-    from qmc.gallery import published_points
-
-    published = published_points(meta.get("published"))
-    fig = study.draw(rows, published=published, title=meta.get("title"))
-    png, pdf = save(fig, args.output or args.run_dir / study.figure_name, dpi=int(meta.get("dpi") or 300))
-    print(png)
-    print(pdf)

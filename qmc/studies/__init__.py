@@ -17,10 +17,11 @@
 
 from qmc.studies.key_rate import KEY_RATE_COLUMNS, key_rate_vs_distance, protocol_for
 from qmc.studies.registry import STUDIES, STUDY_MODULES, Chunk, Study, get, names, register
-from qmc.studies.run_folder import Interrupted, execute
+from qmc.studies.plan import ChunkPlan, wants
+from qmc.studies.run_folder import Interrupted, execute, finished_chunks, resumable
 from qmc.studies.settings import axis_values
 
 __all__ = [
     "Chunk", "Study", "STUDIES", "STUDY_MODULES", "register", "get", "names", "execute", "Interrupted", "axis_values",
-    "key_rate_vs_distance", "KEY_RATE_COLUMNS", "protocol_for",
+    "key_rate_vs_distance", "KEY_RATE_COLUMNS", "protocol_for", "ChunkPlan", "wants", "finished_chunks", "resumable",
 ]

@@ -22,6 +22,7 @@ import numpy as np
 
 from qmc.engines import exact
 from qmc.engines.streams import sample_cells
+from qmc.studies.plan import wants
 from qmc.studies.registry import Chunk, Study, register
 from qmc.studies.settings import StreamSettings
 from qmc.studies.spec import seed, setting, sweep_axis
@@ -134,6 +135,8 @@ def _run_afterpulsing(spec):
 
     def chunks():
         for i, p_ap in enumerate(values):
+            if not wants(spec, i):  # another shard's, or in the run folder already
+                continue
             rows = afterpulse_comparison_rows(jax.random.fold_in(key, i), link, protocol, [float(p_ap)], **sizes)
             for r in rows:
                 r.update(fixed)

@@ -22,6 +22,7 @@ from qmc.engines.pulse import PulseEngine
 from qmc.link import Link
 from qmc.presets import decoy_protocol, gys_link
 from qmc.protocols import DecoyBB84
+from qmc.studies.plan import wants
 from qmc.studies.registry import Chunk, Study, register
 from qmc.studies.settings import ENGINES, EngineComparisonSettings
 from qmc.studies.spec import analyses, seed, setting, sweep_axis
@@ -192,6 +193,8 @@ def _run_decoy_bb84_mc(spec):
 
     def chunks():
         for i, length in enumerate(lengths):
+            if not wants(spec, i):  # another shard's, or in the run folder already
+                continue
             rows = decoy_bb84_mc_rows(
                 jax.random.fold_in(root, i), link, protocol, [float(length)], mc.engines, int(pulse.n_pulses),
                 path=pulse.path, chunk=pulse.chunk, methods=pulse.methods, analysis=analysis,

@@ -18,8 +18,9 @@ from qmc.analysis.keyrate import score
 from qmc.link import Link
 from qmc.studies.registry import Chunk, Study, register
 from qmc.studies.settings import Sweep
+from qmc.studies.plan import plan_of
 from qmc.studies.spec import analyses, optimize_settings, require_exact_engine, setting
-from qmc.sweep import auto_chunk_size, grid, grid_evaluations, maximize_on_grid, run
+from qmc.sweep import auto_chunk_size, chunks, grid, grid_evaluations, maximize_on_grid, padded_index, run
 from qmc.validation import Range, ValidationError, validate
 
 __all__ = ["key_rate_vs_distance", "KEY_RATE_COLUMNS", "protocol_for", "check_inputs"]
@@ -61,6 +62,7 @@ def key_rate_vs_distance(
     lengths_km: Sequence[float],
     mu_grid: Sequence[float] | None = None,
     chunk_size: int | None = None,
+    wanted: Callable[[int], bool] | None = None,
 ) -> Iterator[Chunk]:
     """Key rate of each analysis variant versus fiber length, signal intensity optimized.
 
@@ -78,6 +80,8 @@ def key_rate_vs_distance(
         mu_grid: signal intensities to search, or None to keep the configured one.
         chunk_size: lengths per compiled call (None: from the work per point and the device,
             :func:`qmc.sweep.auto_chunk_size`).
+        wanted: ``wanted(chunk number) -> bool``: the chunks to compute (None: all); the others
+            yield nothing. A chunk's numbers do not depend on which others are computed.
 
     Returns:
         An iterator of :class:`Chunk`; rows have the keys of :data:`KEY_RATE_COLUMNS`. ``key_rate``
@@ -90,7 +94,7 @@ def key_rate_vs_distance(
         ValidationError: bad input, before anything is compiled.
     """
     lengths, labels, protocols, mus = check_inputs(link, protocol, analyses, lengths_km, mu_grid, chunk_size)
-    return _key_rate_chunks(link, protocols, dict(analyses), labels, lengths, mus, chunk_size)
+    return _key_rate_chunks(link, protocols, dict(analyses), labels, lengths, mus, chunk_size, wanted)
 
 
 def check_inputs(link, protocol, analyses, lengths_km, mu_grid, chunk_size):
@@ -148,7 +152,7 @@ def _point_fn(labels: tuple, optimized: tuple) -> Callable[[Any], Any]:
     return point
 
 
-def _key_rate_chunks(link, protocols, analyses, labels, lengths, mus, chunk_size) -> Iterator[Chunk]:
+def _key_rate_chunks(link, protocols, analyses, labels, lengths, mus, chunk_size, wanted=None) -> Iterator[Chunk]:
     optimized = {
         label: mus is not None and not isinstance(analyses[label], _NO_SIGNAL_INTENSITY) for label in labels
     }
@@ -160,7 +164,6 @@ def _key_rate_chunks(link, protocols, analyses, labels, lengths, mus, chunk_size
         "analyses": analyses,
         "mu_grid": jnp.zeros(1) if mus is None else jnp.asarray(mus),
     }
-    sweep_grid = grid({"link.channel.length_km": lengths})
     evaluations = sum(grid_evaluations(len(mus)) if optimized[label] else 1 for label in labels)
     size = auto_chunk_size(len(lengths), evaluations) if chunk_size is None else min(int(chunk_size), len(lengths))
     total = -(-len(lengths) // size)
@@ -168,9 +171,15 @@ def _key_rate_chunks(link, protocols, analyses, labels, lengths, mus, chunk_size
              f"{len(lengths):,}", len(labels), f"{len(lengths) * len(labels):,}", f"{len(lengths) * evaluations:,}",
              total, "" if total == 1 else "s", f"{size:,}")
     rep_rate_hz = float(getattr(link.source, "rep_rate_hz", math.nan))
-    for index, (_, points, out) in enumerate(run(point, tree, sweep_grid, size)):
+    for index, part in enumerate(chunks(len(lengths), size)):
+        if wanted is not None and not wanted(index):
+            continue
+        # The chunk's lengths padded to the common size, so that every chunk runs the same program
+        # whichever others are computed (a shard, a resumed run).
+        padded = grid({"link.channel.length_km": lengths[padded_index(part.start, part.stop, size)]})
+        _, _, out = next(run(point, tree, padded, size))
         rows = []
-        for i, length_km in enumerate(points[:, 0]):
+        for i, length_km in enumerate(lengths[part]):
             for label in labels:
                 rate_out, mu = out[label]
                 rows.append(_row(float(length_km), label, analyses[label], rate_out, mu, i,
@@ -206,7 +215,7 @@ def _run_key_rate_vs_distance(spec: Mapping[str, Any]) -> Iterator[Chunk]:
     sweep = setting(spec, "sweep", Sweep)
     mu = optimize_settings(spec).mu
     return key_rate_vs_distance(spec["link"], spec["protocol"], analyses(spec), sweep.axis("length_km"),
-                                None if mu is None else mu.grid("optimize.mu"), sweep.chunk_size)
+                                None if mu is None else mu.grid("optimize.mu"), sweep.chunk_size, plan_of(spec).wants)
 
 
 register(Study(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import inspect
 import logging
 import signal
@@ -12,10 +13,11 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
 from qmc import results
+from qmc.studies.plan import ChunkPlan
 from qmc.studies.registry import Chunk, Study
 from qmc.validation import ValidationError
 
-__all__ = ["execute", "Interrupted", "FIGURE_ROWS"]
+__all__ = ["execute", "Interrupted", "FIGURE_ROWS", "finished_chunks", "resumable"]
 
 log = logging.getLogger("qmc")
 
@@ -123,6 +125,42 @@ def _refuse_spent(chunks: Iterable[Chunk]) -> None:
         raise ValidationError("chunks: empty (the study yielded nothing)")
 
 
+def _same_run(previous: Mapping[str, Any], study: Study, meta: Mapping[str, Any]) -> str | None:
+    """Why the run recorded in ``previous`` (an earlier metadata.json) cannot be resumed as the
+    run ``meta`` describes, or None when it can: the same study, config and shard."""
+    if previous.get("study") != study.name:
+        return f"it holds a run of study {previous.get('study')}, not {study.name}"
+    if "chunks" not in previous:
+        return "its metadata.json does not record which chunks it finished"
+    for key, what in (("config_digest", "config"), ("shard", "shard")):
+        if previous.get(key) != meta.get(key):
+            return (f"its {what} differs ({key} {previous.get(key)} there, {meta.get(key)} now): resume only the "
+                    "same command")
+    return None
+
+
+def resumable(run_dir: str | Path, study: Study, metadata: Mapping[str, Any]) -> dict:
+    """The metadata of the run in ``run_dir`` that a run of ``study`` described by ``metadata``
+    (its ``config_digest`` and ``shard``) resumes: {} when the folder holds no run.
+
+    Raises:
+        ValidationError: the folder holds a run of another study, config or shard.
+    """
+    previous = results.read_metadata(run_dir)
+    if previous.get("chunks"):
+        why = _same_run(previous, study, metadata)
+        if why:
+            raise ValidationError(f"resume: {run_dir} cannot be resumed: {why}")
+        return previous
+    return {}
+
+
+def finished_chunks(run_dir: str | Path) -> dict:
+    """The finished chunks recorded in a run folder's metadata.json: chunk number -> rows, in the
+    order of results.csv ({} when none is recorded)."""
+    return {int(c): int(n) for c, n in results.read_metadata(run_dir).get("chunks", [])}
+
+
 def execute(
     study: Study,
     chunks: Iterable[Chunk],
@@ -134,6 +172,8 @@ def execute(
     title: str | None = None,
     dpi: int = 300,
     progress_interval_s: float | None = 10.0,
+    plan: ChunkPlan | None = None,
+    resume: bool = False,
 ) -> dict:
     """Run ``chunks`` of ``study`` into ``run_dir``: results.csv, metadata.json and the figure.
 
@@ -159,12 +199,22 @@ def execute(
             above it.
         dpi: resolution of the PNG.
         progress_interval_s: seconds between progress lines in the log (None: none).
+        plan: the chunks this run keeps (a shard of a split sweep, :class:`ChunkPlan`); the
+            others are not written (a study that asks :func:`qmc.studies.plan.wants` does not
+            compute them either). ``metadata.json`` records each written chunk's number and rows
+            (``chunks``), which ``resume`` and ``qmc-merge`` read. With ``resume``, ``plan.done``
+            is filled from the folder.
+        resume: continue the run already in ``run_dir`` when it is of the same study, config
+            (``metadata["config_digest"]``) and shard: its finished chunks are kept (results.csv
+            cut to their rows) and only the others computed; a folder without a run starts
+            afresh, one of another run is refused.
 
     Returns:
         The final metadata.
 
     Raises:
-        ValidationError: ``chunks`` yields nothing (an iterator already consumed).
+        ValidationError: ``chunks`` yields nothing (an iterator already consumed); ``resume``
+            onto a folder holding a different run.
         Interrupted, KeyboardInterrupt: the run was stopped; its folder says ``interrupted``.
     """
     from tqdm.auto import tqdm
@@ -172,6 +222,7 @@ def execute(
     _refuse_spent(chunks)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    plan = plan or ChunkPlan()
     import jax
 
     meta = {
@@ -186,30 +237,48 @@ def execute(
         "rows": 0,
         "chunks_done": 0,
         "chunks_total": None,
+        "chunks": [],  # [chunk number, rows] of each chunk in results.csv, in its order
         "figures": [],
     }
+    if int(plan.shard_count) > 1:
+        meta["shard"] = {"count": int(plan.shard_count), "index": int(plan.shard_index)}
     name = str(meta.get("experiment_name", study.name))
-    table = results.ResultsTable(run_dir / results.RESULTS, study.columns)  # the header: it exists from the start
+    previous = resumable(run_dir, study, meta) if resume else {}
+    if previous:
+        if previous.get("status") == "complete":
+            log.info("%s: %s is complete already; nothing to resume", name, run_dir)
+            return previous
+        kept = [(int(c), int(n)) for c, n in previous["chunks"]]
+        table = results.ResultsTable.reopen(run_dir / results.RESULTS, study.columns, sum(n for _, n in kept))
+        plan = dataclasses.replace(plan, done=plan.done | {c for c, _ in kept})
+        meta.update(chunks=[list(c) for c in kept], rows=table.n_rows, chunks_done=len(kept),
+                    chunks_total=previous.get("chunks_total"), resumed={"rows": table.n_rows, "chunks": len(kept)})
+        log.info("%s: resuming %s with %d finished chunks (%d rows)", name, run_dir, len(kept), table.n_rows)
+    else:
+        table = results.ResultsTable(run_dir / results.RESULTS, study.columns)  # the header: it exists from the start
     results.write_json(run_dir / results.METADATA, meta)
-    rows: list | None = []
+    rows: list | None = [] if not plan.done else None  # a resumed run's figure is drawn from results.csv
     start = time.perf_counter()
     bar = tqdm(desc=name, unit="chunk", disable=None if progress is None else not progress, leave=False)
     beat = _Progress(name, progress_interval_s)
     try:
         with _signals_interrupt():
             for chunk in chunks:
+                if not plan.wants(chunk.index):
+                    continue  # another shard's, or finished before: computed by a study that builds on it
                 table.append(chunk.rows)
                 if rows is not None:
                     rows.extend(chunk.rows)
                     if len(rows) > FIGURE_ROWS:
                         rows = None
-                bar.total = chunk.total
+                bar.total = len(plan.owned(chunk.total))
                 bar.update(1)
-                beat.chunk(chunk, table.n_rows)
-                meta.update(rows=table.n_rows, chunks_done=chunk.index + 1, chunks_total=chunk.total,
+                meta["chunks"].append([int(chunk.index), len(chunk.rows)])
+                beat.chunk(dataclasses.replace(chunk, index=len(meta["chunks"]) - 1, total=bar.total), table.n_rows)
+                meta.update(rows=table.n_rows, chunks_done=len(meta["chunks"]), chunks_total=chunk.total,
                             wall_time_s=round(time.perf_counter() - start, 3))
                 results.write_json(run_dir / results.METADATA, meta)
-            if not meta["chunks_done"]:
+            if not meta["chunks_done"] and plan.trivial:
                 raise ValidationError("chunks: the study yielded nothing (an iterator already consumed?)")
     except BaseException as err:
         stopped = isinstance(err, KeyboardInterrupt)
@@ -222,6 +291,8 @@ def execute(
     finally:
         beat.close()
         bar.close()
+    if rows is None and table.n_rows <= FIGURE_ROWS:
+        rows = results.read_results(run_dir)  # a resumed run: the kept chunks' rows and the new ones
     skip = None
     if figure and rows is None:
         skip = f"more than {FIGURE_ROWS:,} rows: draw the figure from results.csv with qmc-plot"

@@ -18,14 +18,14 @@ Groups: ``sweep`` (:class:`Sweep`), ``optimize`` (:class:`OptimizeSettings`), ``
 from __future__ import annotations
 
 import dataclasses
-import math
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 from qmc.engines.lim2014 import MODELS  # system models of the finite-key studies
 from qmc.optimize.drivers import LOOPS, SOLVERS
 from qmc.optimize.minimize import solver_from
+from qmc.studies.axes import SPACINGS, Axis, axis_or_none, axis_values  # noqa: F401  (re-exported)
 from qmc.studies.finite_optimize import METHODS  # the finite-key studies' optimizers
 from qmc.validation import Check, Range, Rule, ValidationError, whole
 
@@ -35,79 +35,9 @@ __all__ = [
     "RULES", "ENGINES", "DPI",
 ]
 
-SPACINGS = ("linear", "geometric")
 DPI = (50, 1200)  # PNG resolutions accepted by PlotSettings: from a thumbnail to print
 RULES = ("until_full", "fixed_pulses")  # session rules of finite_key_mc
 ENGINES = ("exact", "block", "pulse")  # engines compared by decoy_bb84_mc
-
-
-def axis_values(spec: Mapping[str, Any] | Sequence[float], name: str, max_points: int | None = None) -> np.ndarray:
-    """Values of one sweep axis from plain settings.
-
-    ``spec`` is a list of values, or a mapping: ``values`` when it is not None; else ``start`` and
-    ``stop`` (both included) with ``num`` points (``spacing: linear`` or ``geometric``) or, when
-    ``num`` is None, steps of ``step`` (linear only).
-
-    Raises:
-        ValidationError: malformed or out-of-range settings, or more than ``max_points`` values
-            (checked before any is made), named ``name``.
-    """
-    if max_points is not None:
-        size = axis_size(spec, name)
-        if size > max_points:
-            raise ValidationError(f"{name}: {size:,} points is more than sweep.max_points = {int(max_points)} "
-                                  f"(raise sweep.max_points to run it, or take fewer points)")
-    return _axis(spec, name, size_only=False)
-
-
-def axis_size(spec: Mapping[str, Any] | Sequence[float], name: str) -> int:
-    """The number of values of :func:`axis_values` ``(spec, name)``, checked but not made."""
-    return _axis(spec, name, size_only=True)
-
-
-def _axis(spec, name, size_only):
-    if isinstance(spec, Mapping) and spec.get("values") is not None:
-        spec = spec["values"]
-    if not isinstance(spec, Mapping):
-        try:
-            values = np.asarray(spec, dtype=float)
-        except (TypeError, ValueError):
-            raise ValidationError(f"{name} = {spec!r}: must be a list of numbers") from None
-    else:
-        if spec.get("start") is None or spec.get("stop") is None:
-            raise ValidationError(f"{name}: give values, or start and stop with num or step")
-        start, stop = float(spec["start"]), float(spec["stop"])
-        spacing = spec.get("spacing") or "linear"
-        if spacing not in SPACINGS:
-            raise ValidationError(f"{name}.spacing = {spacing!r}: must be linear or geometric")
-        if not (math.isfinite(start) and math.isfinite(stop)):
-            raise ValidationError(f"{name}: values must be finite")
-        if stop < start:
-            raise ValidationError(f"{name}.stop = {stop:g} is out of range: must be >= {name}.start = {start:g}")
-        if spec.get("num") is not None:
-            num = int(spec["num"])
-            if num < 1:
-                raise ValidationError(f"{name}.num = {num} is out of range: must be >= 1")
-            if spacing == "geometric" and start <= 0:
-                raise ValidationError(f"{name}.start = {start:g} is out of range: must be > 0 for geometric spacing")
-            if size_only:
-                return num
-            values = np.geomspace(start, stop, num) if spacing == "geometric" else np.linspace(start, stop, num)
-        elif spec.get("step") is not None and spacing == "linear":
-            step = float(spec["step"])
-            if not step > 0:
-                raise ValidationError(f"{name}.step = {step:g} is out of range: must be > 0")
-            count = int(math.floor((stop - start) / step + 1e-9)) + 1
-            if size_only:
-                return count
-            values = start + step * np.arange(count)
-        else:
-            raise ValidationError(f"{name}: give num (or step, for linear spacing)")
-    if values.ndim != 1 or values.size == 0:
-        raise ValidationError(f"{name}: needs at least one value")
-    if not np.all(np.isfinite(values)):
-        raise ValidationError(f"{name}: values must be finite")
-    return values.size if size_only else values
 
 
 def _one_of(field: str, allowed: Sequence[str]) -> Rule:
@@ -131,41 +61,6 @@ def _solver_problem(settings, prefix: str) -> str | None:
     return None
 
 
-def _axis_or_none(value: Any) -> Any:
-    return Axis(**value) if isinstance(value, Mapping) else value
-
-
-@dataclasses.dataclass(frozen=True)
-class Axis:
-    """One sweep axis: ``values`` when given, else ``start`` .. ``stop`` (both included) in ``num``
-    points (``spacing`` linear or geometric) or, without ``num``, in steps of ``step``."""
-
-    start: float | None = None
-    stop: float | None = None
-    step: float | None = None
-    num: int | None = None
-    spacing: str = "linear"
-    values: Any = None
-
-    def checks(self):
-        def problem(axis, prefix):
-            try:
-                axis.size(prefix[:-1] if prefix.endswith(".") else prefix or "axis")
-            except ValidationError as err:
-                return str(err)
-            return None
-
-        return [Check(problem)]
-
-    def size(self, name: str = "axis") -> int:
-        """The number of values of the axis (checked, not made: :func:`axis_size`)."""
-        return axis_size(dataclasses.asdict(self), name)
-
-    def grid(self, name: str = "axis", max_points: int | None = None) -> np.ndarray:
-        """The values of the axis (:func:`axis_values`); errors are named ``name``."""
-        return axis_values(dataclasses.asdict(self), name, max_points)
-
-
 @dataclasses.dataclass(frozen=True)
 class Sweep:
     """The axes a study sweeps inside one run (one compiled ``jit(vmap)`` per chunk of points).
@@ -179,6 +74,9 @@ class Sweep:
             work per point and the device, :func:`qmc.sweep.auto_chunk_size`); results.csv grows
             chunk by chunk.
         max_points: the most points an axis may have; a larger sweep is refused before it starts.
+        shard_count, shard_index: this run computes only the chunks ``i`` of the sweep with
+            ``i % shard_count == shard_index`` (a long sweep split across jobs; ``qmc-merge`` joins
+            the pieces into the unsplit run's folder).
     """
 
     length_km: Any = None
@@ -195,14 +93,25 @@ class Sweep:
     coherence_time_s: Any = None  # memory_requirements: the memory coherence times searched
     chunk_size: int | None = None
     max_points: int = 10_000_000
+    shard_count: int = 1
+    shard_index: int = 0
 
     def __post_init__(self) -> None:
         for f in ("length_km", "block_size", "p_afterpulse", "launch_power_dbm", "duty_cycle", "culmination_deg",
                   "min_elevation_deg", "rytov_variance", "loss_db", "mean_pair_number", "n_links", "coherence_time_s"):
-            object.__setattr__(self, f, _axis_or_none(getattr(self, f)))
+            object.__setattr__(self, f, axis_or_none(getattr(self, f)))
 
     def checks(self):
-        return [whole("chunk_size", 1, allow_none=True), whole("max_points", 1)]
+        def shard_index(obj, prefix):
+            if whole("shard_index", 0).error(obj, prefix) or whole("shard_count", 1).error(obj, prefix):
+                return None  # reported by the checks of each field
+            if int(obj.shard_index) >= int(obj.shard_count):
+                return (f"{prefix}shard_index = {obj.shard_index} is out of range: must be a whole number from 0 to "
+                        f"{prefix}shard_count - 1 = {int(obj.shard_count) - 1}")
+            return None
+
+        return [whole("chunk_size", 1, allow_none=True), whole("max_points", 1), whole("shard_count", 1),
+                whole("shard_index", 0), Check(shard_index)]
 
     def axis(self, name: str) -> np.ndarray:
         """The values of axis ``name``; a clear error if the config does not give it."""
@@ -246,7 +155,7 @@ class OptimizeSettings:
     n_parents: int = 8
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "mu", _axis_or_none(self.mu))
+        object.__setattr__(self, "mu", axis_or_none(self.mu))
 
     def checks(self):
         return [_one_of("method", METHODS), Check(_solver_problem), _one_of("loop", LOOPS), whole("n_starts", 1),
