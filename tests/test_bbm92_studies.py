@@ -16,6 +16,7 @@ import pytest
 
 import qmc
 from qmc import cli, studies
+from qmc.analysis import BBM92Finite
 from qmc.entanglement import PairSource, TwoArmLink
 from qmc.studies.bbm92 import BBM92_COLUMNS, EntanglementOptions, bbm92_distance
 from qmc.studies.chsh import CHSH_COLUMNS, ChshOptions, chsh_vs_pair_number
@@ -146,3 +147,45 @@ def test_bad_values_get_one_line_errors(experiment, override, message):
 def test_the_options_refuse_unknown_positions_directly():
     with pytest.raises(qmc.ValidationError, match="bbm92.positions = far"):
         bbm92_distance(TwoArmLink.gys2004(), [0.0], options=EntanglementOptions(positions=("far",)))
+
+
+@pytest.fixture(scope="module")
+def finite_rows():
+    finite = {"finite_N1e10": BBM92Finite(f_ec=1.22, n_pulses=1e10), "finite_N1e12": BBM92Finite(f_ec=1.22, n_pulses=1e12)}
+    return _rows(bbm92_distance(TwoArmLink.gys2004(), [0.0, 50.0, 100.0, 150.0], f_ec=1.22,
+                                options=EntanglementOptions(positions=("middle",)), finite=finite))
+
+
+def test_finite_variants_add_their_rows_and_keep_the_asymptotic_ones(finite_rows):
+    _no_nan(finite_rows, BBM92_COLUMNS)
+    labels = [r["analysis"] for r in finite_rows]
+    assert labels == ["bbm92"] * 4 + ["finite_N1e10"] * 4 + ["finite_N1e12"] * 4 + ["plob"] * 4
+    asymptotic = _rows(bbm92_distance(TwoArmLink.gys2004(), [0.0, 50.0, 100.0, 150.0], f_ec=1.22,
+                                      options=EntanglementOptions(positions=("middle",))))
+    assert [r for r in finite_rows if r["analysis"] in ("bbm92", "plob")] == asymptotic
+    reach = {r["analysis"]: r["max_distance_km"] for r in finite_rows if r["analysis"] != "plob"}
+    assert all(type(v) is float for v in reach.values())  # plain floats: numpy scalars print as np.float64(...)
+    # a larger block estimates the phase error better: it reaches farther, both below the asymptotic reach
+    assert reach["finite_N1e10"] < reach["finite_N1e12"] < reach["bbm92"]
+    rate = {(r["analysis"], r["length_km"]): r["key_rate"] for r in finite_rows}
+    assert 0 < rate[("finite_N1e10", 50.0)] < rate[("finite_N1e12", 50.0)]
+    assert rate[("finite_N1e10", 100.0)] == 0.0 and rate[("finite_N1e12", 100.0)] > 0
+
+
+def test_the_finite_experiment_composes_and_refuses_other_variants():
+    study, spec, _ = cli.prepare(cli.compose("experiment=bbm92_finite", "sweep.length_km.values=[0,50]"))
+    assert study.name == "bbm92_distance"
+    assert {k: float(v.n_pulses) for k, v in spec["analysis"]["variants"].items()} == {
+        "finite_N1e10": 1e10, "finite_N1e12": 1e12}
+    assert all(float(v.f_ec) == 1.22 for v in spec["analysis"]["variants"].values())
+    with pytest.raises(qmc.ValidationError) as err:
+        cli.prepare(cli.compose("experiment=bbm92_distance", "analysis=finite_lim2014"))
+    assert "analysis.variants.finite_lim2014: bbm92_distance takes only qmc.analysis.BBM92Finite" in str(err.value)
+    with pytest.raises(qmc.ValidationError, match=r"analysis.eps_sec = 2 is out of range: must be in \(0, 1\)"):
+        cli.prepare(cli.compose("experiment=bbm92_finite", "analysis.eps_sec=2"))
+
+
+def test_the_figure_draws_the_finite_rows(finite_rows):
+    fig = studies.get("bbm92_distance").draw(finite_rows, title="t")
+    texts = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert any(t.startswith("finite_N1e12, middle (max") for t in texts) and any("PLOB" in t for t in texts)

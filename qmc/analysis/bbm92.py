@@ -35,6 +35,9 @@ class BBM92Asymptotic(AbstractAnalysis):
     f_ec: float = 1.16
     name: ClassVar[str] = "bbm92"
     uses_observations: ClassVar[bool] = True
+    # the rate rises as p_z -> 0 or 1 (p_z^2 + (1 - p_z)^2 of the coincidences sifted): a basis
+    # bias is only worth freeing for a finite key, so only the mean pair number is free by default
+    parameters: ClassVar[tuple[str, ...]] = ("mean_pair_number",)
 
     def checks(self):
         return [Range("f_ec", 1.0)]
