@@ -15,7 +15,7 @@ A refused run leaves no folder, and a multirun names each job's folder by the ov
 
 A run computes the chunks of its shard (``sweep.shard_count``, ``sweep.shard_index``: merged by
 ``qmc-merge``, :mod:`qmc.cli.runs`) and, with ``resume=true``, only those its run folder does not
-hold yet from an earlier run of the same config (:func:`config_digest`).
+hold yet from an earlier run of the same config (:func:`qmc.cli.runs.config_digest`).
 
 Examples:
     qmc                                   # the default study (decoy_bb84_gys)
@@ -46,10 +46,10 @@ from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from qmc._paths import conf_dir
+from qmc._paths import conf_dir, gallery_dir
 from qmc.cli import folders
 from qmc.cli.folders import RunFolders, job_folder, parse_overrides
-from qmc.cli.runs import merge_main, plot_main
+from qmc.cli.runs import CHUNK_KEYS, chunk_plan, config_digest, merge_main, name_differences, plot_main, shard_of
 
 __all__ = ["main", "plot_main", "merge_main", "compose", "prepare", "build", "check_targets", "check_overrides", "known_keys",
            "run_title", "job_folder", "RunFolders", "ConfigError", "COMPONENT_PACKAGES", "CONF_DIR"]
@@ -69,10 +69,18 @@ COMPONENT_PACKAGES = (
 # Top-level config keys that are plain values, not components (never instantiated or validated).
 _PLAIN = ("seed", "study", "experiment_name", "published", "resume")
 
-# Keys that choose which chunks a run computes, not what they hold: left out of the config's
-# digest (the shards of one sweep, the unsplit run, and a run and its resumption share it) and of
-# figure titles.
-_CHUNK_KEYS = ("resume", "sweep.shard_index", "sweep.shard_count")
+def gallery_file(relative: str) -> str:
+    """``${qmc.gallery:<folder>/<file>}`` in a config: the absolute path of a file of the reproduction
+    gallery (``experiments/`` of the checkout), so that an experiment reads its published data from
+    any working directory."""
+    root = gallery_dir()
+    if root is None:
+        raise ConfigError(f"qmc.gallery:{relative}: the reproduction gallery (experiments/) exists only in a "
+                          "source checkout of qmc")
+    return str(root / relative)
+
+
+OmegaConf.register_new_resolver("qmc.gallery", gallery_file, replace=True)
 
 
 class ConfigError(ValueError):
@@ -354,54 +362,11 @@ def run_title(experiment_name: str, choices: Any, overrides: Iterable[str]) -> s
     for o in parse_overrides(overrides):
         key = o.key_or_group
         if (o.is_hydra_override() or o.is_delete() or _top(key) in ("plot", "experiment", "experiment_name", "system")
-                or key in _CHUNK_KEYS):
+                or key in CHUNK_KEYS):
             continue
         value = choices[key] if key in choices else o.get_value_element_as_str()  # a group: Hydra's choice
         parts.append(f"{key}={value}")
     return " · ".join(parts)
-
-
-# ---------------------------------------------------------------------------------------------
-# Split and resumed runs
-# ---------------------------------------------------------------------------------------------
-
-
-def config_digest(cfg: DictConfig) -> str:
-    """SHA-256 of the resolved config without :data:`_CHUNK_KEYS`: what a resumed run and the
-    pieces of a split sweep must share (metadata.json's ``config_digest``)."""
-    import hashlib
-
-    container = OmegaConf.to_container(cfg, resolve=True)
-    container.pop("hydra", None)
-    container.pop("resume", None)
-    if isinstance(container.get("sweep"), dict):
-        container["sweep"].pop("shard_index", None)
-        container["sweep"].pop("shard_count", None)
-    text = OmegaConf.to_yaml(OmegaConf.create(container), sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def _flat(node: Any, prefix: str = "") -> dict:
-    if isinstance(node, dict):
-        out = {}
-        for key, value in node.items():
-            out.update(_flat(value, f"{prefix}{key}."))
-        return out
-    return {prefix[:-1]: node}
-
-
-def _name_differences(message: str, old_config: Path, cfg: DictConfig) -> str:
-    """``message`` with the keys whose values differ between the run folder's config.yaml and
-    ``cfg`` in place of the config digests, where that file can be read."""
-    if "config_digest" not in message or not old_config.is_file():
-        return message
-    old = _flat(OmegaConf.to_container(OmegaConf.load(old_config)))
-    new = _flat(OmegaConf.to_container(cfg, resolve=True))
-    keys = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k) and k not in _CHUNK_KEYS)
-    if not keys:
-        return message
-    shown = ", ".join(f"{k} = {old.get(k)!r} there, {new.get(k)!r} now" for k in keys[:5])
-    return message.split(": its config differs")[0] + f": its config differs ({shown}{', ...' if len(keys) > 5 else ''})"
 
 
 def _resume_setting(cfg: DictConfig) -> bool:
@@ -409,20 +374,6 @@ def _resume_setting(cfg: DictConfig) -> bool:
     if not isinstance(value, bool):
         raise ConfigError(f"resume = {value!r}: must be true or false")
     return value
-
-
-def chunk_plan(spec: dict):
-    """The chunks a run computes: the shard ``sweep.shard_index`` of ``sweep.shard_count``."""
-    from qmc.studies.plan import ChunkPlan
-    from qmc.studies.settings import Sweep
-    from qmc.studies.spec import setting
-
-    sweep = setting(spec, "sweep", Sweep)
-    return ChunkPlan(int(sweep.shard_count), int(sweep.shard_index))
-
-
-def _shard(plan) -> dict:
-    return {"shard": {"count": int(plan.shard_count), "index": int(plan.shard_index)}} if plan.shard_count > 1 else {}
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
@@ -451,9 +402,9 @@ def _run(cfg: DictConfig) -> None:
 
     try:
         resume, plan, digest = _resume_setting(cfg), chunk_plan(spec), config_digest(cfg)
-        previous = studies.resumable(run_dir, study, {"config_digest": digest, **_shard(plan)}) if resume else {}
+        previous = studies.resumable(run_dir, study, {"config_digest": digest, **shard_of(plan)}) if resume else {}
     except qmc.ValidationError as err:
-        _refuse(_name_differences(str(err), run_dir / "config.yaml", cfg))  # the earlier run stays as it is
+        _refuse(name_differences(str(err), run_dir / "config.yaml", cfg))  # the earlier run stays as it is
     except ConfigError as err:
         _refuse(str(err))
     plan = dataclasses.replace(plan, done=frozenset(studies.finished_chunks(run_dir)) if previous else frozenset())

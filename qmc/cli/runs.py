@@ -1,5 +1,6 @@
-"""Commands on finished run folders: ``qmc-plot`` redraws a run's figure, ``qmc-merge`` joins the
-pieces of a sweep split across jobs into one run folder.
+"""Run folders beyond one run: the chunks a run computes (its shard, what a resumed run lacks) and
+its config's digest; ``qmc-plot`` redraws a run's figure, ``qmc-merge`` joins the pieces of a sweep
+split across jobs into one run folder.
 
 A run folder records in ``metadata.json`` which chunks of its study's sweep it holds, in the order
 of ``results.csv`` (``chunks``: chunk number and rows), the digest of its config without the keys
@@ -10,7 +11,7 @@ the same ``results.csv``, its config, metadata and figure.
 
 Examples:
     qmc-plot results/decoy_bb84_gys/<timestamp>
-    qmc-merge results/multirun/decoy_bb84_gys/<timestamp>/sweep.shard_index=* --out results/merged
+    qmc-merge results/multirun/decoy_bb84_gys/<timestamp>/*/ --out results/merged
 """
 
 from __future__ import annotations
@@ -21,9 +22,17 @@ import io
 import os
 import sys
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
-__all__ = ["plot_main", "merge_main", "merge", "MergeError"]
+from omegaconf import DictConfig, OmegaConf
+
+__all__ = ["plot_main", "merge_main", "merge", "MergeError", "config_digest", "chunk_plan", "shard_of", "name_differences",
+           "CHUNK_KEYS"]
+
+# Keys that choose which chunks a run computes, not what they hold: left out of the config's
+# digest (the shards of one sweep, the unsplit run, and a run and its resumption share it) and of
+# figure titles.
+CHUNK_KEYS = ("resume", "sweep.shard_index", "sweep.shard_count")
 
 
 class MergeError(ValueError):
@@ -79,6 +88,64 @@ def plot_main(argv: list[str] | None = None) -> None:
         _fail(f"{args.run_dir / RESULTS}: no rows to plot", "qmc-plot")
     for path in _draw(args.run_dir, study, meta, rows, args.output):
         print(path)
+
+
+# ---------------------------------------------------------------------------------------------
+# Split and resumed runs
+# ---------------------------------------------------------------------------------------------
+
+
+def config_digest(cfg: DictConfig) -> str:
+    """SHA-256 of the resolved config without :data:`CHUNK_KEYS`: what a resumed run and the
+    pieces of a split sweep must share (metadata.json's ``config_digest``)."""
+    import hashlib
+
+    container = OmegaConf.to_container(cfg, resolve=True)
+    container.pop("hydra", None)
+    container.pop("resume", None)
+    if isinstance(container.get("sweep"), dict):
+        container["sweep"].pop("shard_index", None)
+        container["sweep"].pop("shard_count", None)
+    text = OmegaConf.to_yaml(OmegaConf.create(container), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _flat(node: Any, prefix: str = "") -> dict:
+    if isinstance(node, dict):
+        out = {}
+        for key, value in node.items():
+            out.update(_flat(value, f"{prefix}{key}."))
+        return out
+    return {prefix[:-1]: node}
+
+
+def name_differences(message: str, old_config: Path, cfg: DictConfig) -> str:
+    """``message`` with the keys whose values differ between the run folder's config.yaml and
+    ``cfg`` in place of the config digests, where that file can be read."""
+    if "config_digest" not in message or not old_config.is_file():
+        return message
+    old = _flat(OmegaConf.to_container(OmegaConf.load(old_config)))
+    new = _flat(OmegaConf.to_container(cfg, resolve=True))
+    keys = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k) and k not in CHUNK_KEYS)
+    if not keys:
+        return message
+    shown = ", ".join(f"{k} = {old.get(k)!r} there, {new.get(k)!r} now" for k in keys[:5])
+    return message.split(": its config differs")[0] + f": its config differs ({shown}{', ...' if len(keys) > 5 else ''})"
+
+
+def chunk_plan(spec: dict):
+    """The chunks a run computes: the shard ``sweep.shard_index`` of ``sweep.shard_count``."""
+    from qmc.studies.plan import ChunkPlan
+    from qmc.studies.settings import Sweep
+    from qmc.studies.spec import setting
+
+    sweep = setting(spec, "sweep", Sweep)
+    return ChunkPlan(int(sweep.shard_count), int(sweep.shard_index))
+
+
+def shard_of(plan) -> dict:
+    """metadata.json's ``shard`` entry of a plan ({} for an unsplit run)."""
+    return {"shard": {"count": int(plan.shard_count), "index": int(plan.shard_index)}} if plan.shard_count > 1 else {}
 
 
 # ---------------------------------------------------------------------------------------------
