@@ -21,6 +21,13 @@ detection window, is one photon detected and one dark click in the other window:
 fidelity ``(p_true herald_fidelity + p_false / 4) / (p_true + p_false)`` and ``p_link = p_true +
 p_false``. An attempt takes the round trip of the link, ``2 L_link / c`` with c = 2e5 km/s in
 fiber (emission, heralding, and the herald's answer at both nodes, counted conservatively).
+
+Memories per node (``memories_per_node`` m, per side of an elementary link): without
+purification the link attempts with its m memory pairs in parallel and keeps the first pair
+heralded, so one round succeeds with 1 - (1 - p)^m. With ``purification`` (``bbpssw`` or
+``dejmps``, :mod:`qmc.repeaters.purification`; m = 2) the link makes its pair by the process of
+:mod:`qmc.repeaters.montecarlo` (two raw pairs purified into one, then ``purification_rounds`` - 1
+more fresh pairs pumped into it).
 """
 
 from __future__ import annotations
@@ -32,10 +39,11 @@ import jax.numpy as jnp
 from qmc._pytree import as_count, pytree_dataclass, static
 from qmc.validation import Check, Range
 
-__all__ = ["Chain", "Memory", "POLICIES", "C_FIBER_KM_PER_S", "nested_levels"]
+__all__ = ["Chain", "Memory", "POLICIES", "PURIFICATIONS", "C_FIBER_KM_PER_S", "nested_levels"]
 
 C_FIBER_KM_PER_S = 2.0e5  # light in fiber (group index about 1.5)
 POLICIES = ("asap", "nested")  # swap as soon as both sides are ready; nested doubling
+PURIFICATIONS = (None, "bbpssw", "dejmps")  # None: the heralded pair is used as it is
 
 
 def _optional(field: str, lo: float, hi: float = math.inf, lo_open: bool = False) -> Check:
@@ -75,6 +83,14 @@ class Chain:
         policy: ``asap`` (swap at a node as soon as both its links hold pairs) or ``nested``
             (doubling: level-l nodes swap once both segments of 2^(l-1) links are complete;
             ``n_links`` a power of 2), static.
+        memories_per_node: memories at each node for each of its links (static): without
+            purification they attempt in parallel (a round succeeds with 1 - (1 - p)^m); with
+            purification it must be 2.
+        purification: ``None`` (none), ``bbpssw`` or ``dejmps`` (static): each elementary link
+            purifies two heralded pairs into the one it hands to the chain.
+        purification_rounds: with purification, the purifications per elementary pair (static):
+            1 purifies two raw pairs; k > 1 then pumps k - 1 fresh pairs, one after another, into
+            the kept pair (entanglement pumping with two memories per side).
     """
 
     n_links: int = static(2)
@@ -88,9 +104,13 @@ class Chain:
     p_dark: float = 1e-7
     herald_fidelity: float = 1.0
     policy: str = static("asap")
+    memories_per_node: int = static(1)
+    purification: str | None = static(None)
+    purification_rounds: int = static(1)
 
     def __post_init__(self):
-        object.__setattr__(self, "n_links", as_count(self.n_links))
+        for name in ("n_links", "memories_per_node", "purification_rounds"):
+            object.__setattr__(self, name, as_count(getattr(self, name)))
 
     def link_length_km(self):
         return self.length_km / self.n_links
@@ -136,8 +156,27 @@ class Chain:
                 return f"{prefix}policy = {obj.policy!r}: must be one of {', '.join(POLICIES)}"
             return None
 
+        def memories(obj, prefix):
+            m = obj.memories_per_node
+            if isinstance(m, bool) or not isinstance(m, int) or m < 1:
+                return f"{prefix}memories_per_node = {m!r} is out of range: must be a whole number >= 1"
+            return None
+
+        def purification(obj, prefix):
+            kind = obj.purification
+            if kind not in PURIFICATIONS:
+                return (f"{prefix}purification = {kind!r}: must be one of "
+                        f"{', '.join('null' if k is None else k for k in PURIFICATIONS)}")
+            k = obj.purification_rounds
+            if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+                return f"{prefix}purification_rounds = {k!r} is out of range: must be a whole number >= 1"
+            if kind is not None and obj.memories_per_node != 2:
+                return (f"{prefix}purification = {kind}: needs {prefix}memories_per_node = 2 "
+                        f"(got {obj.memories_per_node!r}), or {prefix}purification=null")
+            return None
+
         return [
-            Check(policy), Check(n_links),
+            Check(policy), Check(n_links), Check(memories), Check(purification),
             Range("length_km", 0.0),
             _optional("p_link", 0.0, 1.0, lo_open=True),
             _optional("link_fidelity", 0.25, 1.0),
@@ -152,7 +191,7 @@ class Chain:
 
 @pytree_dataclass
 class Memory:
-    """The quantum memories at every node (one per side of an elementary link).
+    """The quantum memories at every node (``chain.memories_per_node`` per side of an elementary link).
 
     Decay of a stored qubit over a time t (both are Pauli channels, so they commute with each
     other and with swapping):

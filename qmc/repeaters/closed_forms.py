@@ -12,6 +12,16 @@
 - :func:`stored_pair_fidelity`: one Werner pair of fidelity F, both qubits stored for t.
 - :func:`two_link_cutoff_attempts`: two links with a cutoff of m rounds, exactly, from the
   absorbing Markov chain of the age of the stored pair.
+- :func:`purified_link`: one elementary link that purifies two pairs made in parallel (one
+  purification round): trials of max(G1, G2) rounds, the earlier pair decayed over the gap
+  D = |G1 - G2| (its law above), success with N(D). The trials until a success form a stopping
+  time that does not look ahead, so by Wald's identity the mean rounds are E[max] / P_s with
+  P_s = sum_d P(D = d) N(d) and E[max] = (3 - 2p) / (p (2 - p)); the delivered pair's mean
+  fidelity is sum_d P(D = d) N(d) F'(d) / P_s.
+- :func:`pumped_link`: the same with perfect memories and k rounds (k - 1 fresh pairs pumped into
+  the kept one, G rounds each): deterministic N_1..N_k and output; the mean rounds E solve the
+  renewal equations E = E[max] + (1 - N_1) E + N_1 S_1, S_j = 1/p + (1 - N_(j+1)) E + N_(j+1) S_(j+1),
+  S_k = 0.
 """
 
 from __future__ import annotations
@@ -20,8 +30,10 @@ import math
 
 import numpy as np
 
+from qmc.repeaters import purification, states
+
 __all__ = ["two_link_attempts", "n_link_attempts", "two_link_fidelity", "stored_pair_fidelity",
-           "two_link_cutoff_attempts", "werner_chain_fidelity"]
+           "two_link_cutoff_attempts", "werner_chain_fidelity", "purified_link", "pumped_link"]
 
 
 def two_link_attempts(p: float, q: float = 1.0) -> float:
@@ -79,3 +91,48 @@ def two_link_cutoff_attempts(p: float, m: int) -> float:
         else:
             a_mat[i, 1 + age + 1] -= 1 - p
     return float(np.linalg.solve(a_mat, rhs)[0])
+
+
+def _gap_law(p: float) -> tuple[np.ndarray, np.ndarray]:
+    """(d, P(|G1 - G2| = d)) for two geometric numbers, d up to where the tail is below 1e-18."""
+    d_max = math.ceil(math.log(1e-18) / math.log1p(-p)) if p < 1.0 else 0
+    d = np.arange(d_max + 1)
+    prob = np.where(d == 0, p / (2.0 - p), 2.0 * p * (1.0 - p) ** d / (2.0 - p))
+    return d, prob
+
+
+def purified_link(p: float, f: float, method: str, x_dep: float = 1.0, x_deph: float = 1.0) -> tuple[float, float]:
+    """(mean rounds, mean fidelity) of one link purifying two Werner pairs of fidelity ``f`` made in
+    parallel; ``x_dep``, ``x_deph``: decay factors of a stored pair per round (both qubits)."""
+    d, prob = _gap_law(p)
+    c = np.asarray(states.werner(f))
+    stored = np.asarray(states.decay(np.broadcast_to(c, (d.size, 3)), x_dep**d, x_deph**d))
+    out, n = (np.asarray(x) for x in purification.purify(stored, np.broadcast_to(c, stored.shape), method))
+    p_success = float(np.sum(prob * n))
+    mean_fidelity = float(np.sum(prob * n * np.asarray(states.fidelity(out)))) / p_success
+    return (3.0 - 2.0 * p) / (p * (2.0 - p)) / p_success, mean_fidelity
+
+
+def pumped_link(p: float, f: float, method: str, rounds: int) -> tuple[float, np.ndarray]:
+    """(mean rounds, correlations of the delivered pair) of one link with perfect memories that
+    purifies two Werner pairs of fidelity ``f`` and pumps ``rounds`` - 1 fresh ones into the result."""
+    c_raw = np.asarray(states.werner(f))
+    c, probs = c_raw, []
+    for _ in range(rounds):
+        c, n = (np.asarray(x) for x in purification.purify(c, c_raw, method))
+        probs.append(float(n))
+    # unknowns x = (E, S_1, ..., S_{k-1}); S_k = 0
+    k = rounds
+    a = np.zeros((k, k))
+    rhs = np.zeros(k)
+    a[0, 0] = probs[0]  # E - (1 - N_1) E - N_1 S_1 = E[max]
+    if k > 1:
+        a[0, 1] = -probs[0]
+    rhs[0] = (3.0 - 2.0 * p) / (p * (2.0 - p))
+    for j in range(1, k):  # S_j - (1 - N_{j+1}) E - N_{j+1} S_{j+1} = 1 / p
+        a[j, j] = 1.0
+        a[j, 0] = -(1.0 - probs[j])
+        if j + 1 < k:
+            a[j, j + 1] = -probs[j]
+        rhs[j] = 1.0 / p
+    return float(np.linalg.solve(a, rhs)[0]), c

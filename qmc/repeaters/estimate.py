@@ -41,10 +41,14 @@ QUANTILES = (0.5, 0.9, 0.99)
 
 
 def delivered_correlations(samples: ChainSamples, chain: Chain, memory: Memory):
-    """Correlations (chains, 3) of each delivered pair: the links' Werner correlations multiplied
-    over the chain, times the memory decay of ``storage_rounds * attempt_time`` qubit-seconds."""
+    """Correlations (chains, 3) of each delivered pair: the links' correlations multiplied over the
+    chain (Werner pairs of ``chain.fidelity()``, or the purified pairs the samples carry), times the
+    memory decay of ``storage_rounds * attempt_time`` qubit-seconds."""
     seconds = jnp.maximum(samples.storage_rounds, 0) * chain.attempt_time_s()
-    c_links = jnp.broadcast_to(states.werner(chain.fidelity()) ** chain.n_links, seconds.shape + (3,))
+    if samples.link_correlations is None:
+        c_links = jnp.broadcast_to(states.werner(chain.fidelity()) ** chain.n_links, seconds.shape + (3,))
+    else:
+        c_links = samples.link_correlations
     dep, deph = memory.decay(seconds)
     return states.decay(c_links, dep, deph)
 
@@ -127,5 +131,6 @@ def chains_vs(key, tree: dict, paths: tuple[str, ...], points, n_chains: int, la
     points = jnp.asarray(points, jnp.float64)
     trees = jax.vmap(lambda point: set_paths(tree, paths, point))(points)
     samples = sample_points(key, trees["chain"], trees["memory"], points.shape[0], n_chains, lanes)
-    one = lambda att, sto, chain, memory: summarize(ChainSamples(att, sto, chain.n_links), chain, memory)  # noqa: E731
-    return jax.vmap(one)(samples.attempts, samples.storage_rounds, trees["chain"], trees["memory"])
+    one = lambda att, sto, cor, chain, memory: summarize(ChainSamples(att, sto, chain.n_links, cor), chain, memory)  # noqa: E731
+    return jax.vmap(one)(samples.attempts, samples.storage_rounds, samples.link_correlations, trees["chain"],
+                         trees["memory"])

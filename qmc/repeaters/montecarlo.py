@@ -3,7 +3,8 @@
 The model, one round at a time (all elementary links attempt in parallel each round):
 
 1. every link without a pair attempts; each succeeds with probability p (a heralded pair is
-   born at the end of the round);
+   born at the end of the round; with m memories per node side, m attempts in parallel:
+   1 - (1 - p)^m; with purification, see below);
 2. cutoff: a stored segment (links joined by swaps, or one link) whose oldest pair is more than
    ``cutoff_rounds = floor(cutoff_s / attempt_time)`` rounds old is discarded;
 3. swaps: with ``asap`` a node swaps as soon as both its links hold pairs; with ``nested`` a
@@ -16,6 +17,21 @@ Links that lose their pair attempt again from the next round. Since attempts are
 and memoryless, a link's next success is drawn as one geometric number of rounds when it goes
 down, and the loop jumps from event to event (a success, or a segment reaching the cutoff):
 the same law as stepping every round, in a number of iterations set by the events.
+
+Elementary links with purification (``chain.purification``, two memories per node side): a link
+without a pair runs, in parallel on its two memory pairs, attempts until both hold a heralded pair
+(max(G1, G2) rounds for two geometric numbers); the earlier pair's two qubits wait |G1 - G2|
+rounds meanwhile and decay with the memory law (:class:`~qmc.repeaters.chain.Memory`), then the
+two are purified (:mod:`qmc.repeaters.purification`): with the success probability N of that
+map the kept pair moves on, otherwise both are lost and the link starts again. With
+``purification_rounds`` k > 1, the kept pair then waits in one memory pair while the other makes a
+fresh pair (G rounds, the kept pair decaying), which is pumped into it, k - 1 times; a failure at
+any step starts the link again. The pair after the last step is the link's pair: it is born
+(enters the chain's model above at that round; the cutoff counts from there, a raw pair
+waiting for its partner is not discarded), and it carries its own
+correlations, which multiply over the chain. Each trial (its end a purification) is an event of
+the loop. The classical exchange of the purification's outcomes, like the swaps', is counted
+within the round.
 
 Memory time: a qubit is stored from its pair's herald to the swap at its node (or to delivery at
 an end node). For the delivered pair, node j swapped at the latest birth among the links of its
@@ -46,10 +62,12 @@ from jax import lax
 
 from qmc._pytree import pytree_dataclass, static
 from qmc.random.philox import philox4x32, philox_key
+from qmc.repeaters import states
 from qmc.repeaters.chain import Chain, Memory, nested_levels
+from qmc.repeaters.purification import purify
 
-__all__ = ["ChainSamples", "sample_chains", "sample_points", "default_lanes", "chain_parameters", "policy_tables", "lane_chains",
-           "DEFAULT_MAX_ROUNDS"]
+__all__ = ["ChainSamples", "sample_chains", "sample_points", "default_lanes", "chain_parameters", "link_parameters",
+           "policy_tables", "lane_chains", "DEFAULT_MAX_ROUNDS"]
 
 BIG = np.int64(2**62)
 DEFAULT_MAX_ROUNDS = 10**12  # a chain that needs more rounds is abandoned (not delivered)
@@ -60,12 +78,16 @@ _GAMMA, _MIX1, _MIX2 = np.uint64(0x9E3779B97F4A7C15), np.uint64(0xBF58476D1CE4E5
 
 @pytree_dataclass
 class ChainSamples:
-    """Per chain: ``attempts`` (rounds until delivery, from 1; minus the rounds run if abandoned) and
-    ``storage_rounds`` (total rounds its delivered pair's qubits spent in memories)."""
+    """Per chain: ``attempts`` (rounds until delivery, from 1; minus the rounds run if abandoned),
+    ``storage_rounds`` (total rounds its delivered pair's qubits spent in memories, counted from
+    the links' pairs' births) and ``link_correlations`` (chains, 3): the product over its links of
+    their pairs' correlations at birth (after purification); None: every link's pair is the
+    Werner pair of ``chain.fidelity()`` (no purification)."""
 
     attempts: object
     storage_rounds: object
     n_links: int = static(1)
+    link_correlations: object = None
 
 
 def policy_tables(n_links: int, policy: str) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
@@ -158,19 +180,25 @@ class _Levels:
 
 
 def lane_chains(pkey, lane, p, cutoff_rounds, q, n_links: int, policy: str, chains: int,
-                max_rounds: int = DEFAULT_MAX_ROUNDS, cutoff: bool = True, max_events: int = DEFAULT_MAX_EVENTS):
-    """``chains`` chains run one after another in each of B lanes: (attempts, storage_rounds), (chains, B).
+                max_rounds: int = DEFAULT_MAX_ROUNDS, cutoff: bool = True, max_events: int = DEFAULT_MAX_EVENTS,
+                purification: str | None = None, rounds: int = 1, link=None):
+    """``chains`` chains run one after another in each of B lanes: (attempts, storage_rounds, link
+    correlations), (chains, B) and (chains, B, 3) (None without purification).
 
     ``lane`` (B,) uint32 lane numbers (the random stream of each lane), ``p`` (B,) success
     probability per attempt, ``cutoff_rounds`` (B,) (BIG for none), ``q`` (B,) swap success
     probability (memory efficiency included); ``cutoff=False`` leaves the cutoff out of the program.
+    ``purification`` (``bbpssw``, ``dejmps``; static) makes each link's pair by the purification
+    process of the module docstring, ``rounds`` purifications per pair, with ``link`` = (c (B, 3)
+    the raw pair's correlations, (dep, deph) (B,) the decay factors of a stored pair per round).
     A chain still running after ``max_rounds`` rounds or ``max_events`` events is abandoned: its
     attempts are written as minus the rounds it ran (0 < -attempts), so that the summary can count
     its time. The lanes are one explicit batch axis (the minor one; not a vmap) so that the rare branches (a
     failed swap, an expired segment) run only in the iterations where some lane needs them."""
     n = n_links
     levels = _Levels(n, policy)
-    n_words = 2 * n - 1
+    pur = purification is not None
+    n_words = 4 * n - 1 if pur else 2 * n - 1  # purification: a second geometric and a uniform per link
     p = jnp.asarray(p, jnp.float64)
     n_lanes = p.shape[0]
     log1mp = jnp.log1p(-jnp.minimum(p, 1.0))
@@ -199,10 +227,35 @@ def lane_chains(pkey, lane, p, cutoff_rounds, q, n_links: int, policy: str, chai
     def destroy(b, conn, dead):
         return jnp.where(dead, -1, b), conn & ~(dead[:-1] | dead[1:])
 
+    if pur:
+        c_raw = jnp.asarray(link[0], jnp.float64)[None]  # (1, B, 3)
+        x_dep, x_deph = (jnp.asarray(x, jnp.float64)[None, :] for x in link[1])
+
+    def restart(u, r, mask, lk):  # links in `mask` start over: two raw pairs from round r
+        nxt, gap, stage, cs = lk
+        g1, g2 = geometric(u[:n]), geometric(u[2 * n - 1:3 * n - 1])
+        return (jnp.where(mask, r + jnp.maximum(g1, g2), nxt), jnp.where(mask, jnp.abs(g1 - g2), gap),
+                jnp.where(mask, 0, stage), jnp.where(mask[..., None], c_raw, cs))
+
+    def purify_step(u, r, arrive, lk):
+        """Links whose trial ends at r purify: (born (N, B), the links' state after)."""
+        nxt, gap, stage, cs = lk
+        g = gap.astype(jnp.float64)
+        stored = states.decay(cs, x_dep**g, x_deph**g)  # the earlier pair waited `gap` rounds
+        out, prob = purify(stored, jnp.broadcast_to(c_raw, cs.shape), purification)
+        ok = arrive & (u[3 * n - 1:] < prob)
+        stage = jnp.where(ok, stage + 1, stage)
+        cs = jnp.where(ok[..., None], out, cs)
+        born = ok & (stage == rounds)
+        pump = ok & ~born  # the kept pair waits for one fresh pair
+        g1 = geometric(u[:n])
+        nxt, gap = jnp.where(pump, r + g1, nxt), jnp.where(pump, g1, gap)
+        return born, restart(u, r, arrive & ~ok, (nxt, gap, stage, cs))
+
     def body(state):
-        it, nxt, b, conn, k, att, sto, events = state
+        it, nxt, b, conn, k, att, sto, events = state[:8]
         u = uniforms(it, 0)
-        ug, us = u[:n], u[n:]
+        ug, us = u[:n], u[n:2 * n - 1]
         up = b >= 0
         r_att = jnp.min(jnp.where(up, BIG, nxt), axis=0, keepdims=True)
         killed = jnp.zeros_like(up)
@@ -214,7 +267,12 @@ def lane_chains(pkey, lane, p, cutoff_rounds, q, n_links: int, policy: str, chai
             b, conn = lax.cond(jnp.any(killed), destroy, lambda b, c, d: (b, c), b, conn, killed)
         else:
             r = r_att
-        b = jnp.where(~up & (nxt == r), r, b)
+        if pur:
+            gap, stage, cs, cor = state[8:]
+            born, (nxt, gap, stage, cs) = purify_step(u, r, ~up & (nxt == r), (nxt, gap, stage, cs))
+            b = jnp.where(born, r, b)
+        else:
+            b = jnp.where(~up & (nxt == r), r, b)
         for width in levels.widths:
             up = b >= 0
             ready = levels.ready(up, conn, width)
@@ -229,7 +287,10 @@ def lane_chains(pkey, lane, p, cutoff_rounds, q, n_links: int, policy: str, chai
                 return b, conn, killed | dead
 
             b, conn, killed = lax.cond(jnp.any(fail), failed, lambda b, c, k: (b, c, k), b, conn, killed)
-        nxt = jnp.where(killed, r + geometric(ug), nxt)
+        if pur:
+            nxt, gap, stage, cs = restart(u, r, killed, (nxt, gap, stage, cs))
+        else:
+            nxt = jnp.where(killed, r + geometric(ug), nxt)
         done = jnp.all(b >= 0, axis=0, keepdims=True) & jnp.all(conn, axis=0, keepdims=True)
         over = (r > max_rounds) | (events >= max_events)[None, :]
         finish = done | over
@@ -240,15 +301,23 @@ def lane_chains(pkey, lane, p, cutoff_rounds, q, n_links: int, policy: str, chai
         sto = sto.at[slot, lanes_index].set(jnp.where(done, storage, -1)[0], mode="drop")
         b = jnp.where(finish, -1, b)
         conn = conn & ~finish
-        nxt = jnp.where(finish, geometric(ug), nxt)
-        return it + 1, nxt, b, conn, k + finish[0].astype(jnp.int64), att, sto, jnp.where(finish[0], 0, events + 1)
+        head = (it + 1, nxt, b, conn, k + finish[0].astype(jnp.int64), att, sto, jnp.where(finish[0], 0, events + 1))
+        if not pur:
+            return head[:1] + (jnp.where(finish, geometric(ug), nxt),) + head[2:]
+        cor = cor.at[slot, lanes_index].set(jnp.where(done[0, :, None], jnp.prod(cs, axis=0), 0.0), mode="drop")
+        nxt, gap, stage, cs = restart(u, 0, finish, (nxt, gap, stage, cs))
+        return head[:1] + (nxt,) + head[2:] + (gap, stage, cs, cor)
 
-    nxt0 = geometric(uniforms(jnp.int64(0), 1)[:n])
-    state = (jnp.int64(0), nxt0, jnp.full((n, n_lanes), -1, jnp.int64), jnp.zeros((n - 1, n_lanes), bool),
+    u0 = uniforms(jnp.int64(0), 1)
+    state = (jnp.int64(0), geometric(u0[:n]), jnp.full((n, n_lanes), -1, jnp.int64), jnp.zeros((n - 1, n_lanes), bool),
              jnp.zeros(n_lanes, jnp.int64), jnp.full((chains, n_lanes), -1, jnp.int64),
              jnp.full((chains, n_lanes), -1, jnp.int64), jnp.zeros(n_lanes, jnp.int64))
+    if pur:
+        zero = jnp.zeros((n, n_lanes), jnp.int64)
+        lk = restart(u0, 0, jnp.ones((n, n_lanes), bool), (zero, zero, zero, jnp.zeros((n, n_lanes, 3))))
+        state = state[:1] + lk[:1] + state[2:] + lk[1:] + (jnp.zeros((chains, n_lanes, 3)),)
     out = lax.while_loop(lambda s: jnp.any(s[4] < chains), body, state)
-    return out[5], out[6]
+    return out[5], out[6], (out[11] if pur else None)
 
 
 def chain_parameters(chain: Chain, memory: Memory):
@@ -262,6 +331,12 @@ def chain_parameters(chain: Chain, memory: Memory):
         rounds = jnp.where(tau > 0.0, jnp.floor(memory.cutoff_s / jnp.where(tau > 0.0, tau, 1.0)), 2.0**62)
         cut = jnp.minimum(rounds, 2.0**61).astype(jnp.int64)
     return p, cut, q
+
+
+def link_parameters(chain: Chain, memory: Memory):
+    """(c, (dep, deph)) of a purifying link (traceable): the raw pair's correlations (..., 3) and
+    the decay factors of a stored pair (both qubits) per round, ``memory.decay(2 attempt_time)``."""
+    return states.werner(chain.fidelity()), memory.decay(2.0 * chain.attempt_time_s())
 
 
 def default_lanes(n_chains: int) -> int:
@@ -281,15 +356,26 @@ def sample_points(key, chain: Chain, memory: Memory, n_points: int, n_chains: in
     per_lane = -(-n_chains // lanes)
     pkey = philox_key(key, 0x52455045)
     p, cut, q = (jnp.broadcast_to(x, (n_points,)) for x in chain_parameters(chain, memory))
-    att, sto = lane_chains(pkey, jnp.tile(jnp.arange(lanes, dtype=jnp.uint32), n_points), jnp.repeat(p, lanes),
-                           jnp.repeat(cut, lanes), jnp.repeat(q, lanes), n_links=chain.n_links,
-                           policy=chain.policy, chains=per_lane, max_rounds=max_rounds,
-                           cutoff=memory.cutoff_s is not None, max_events=max_events)
-    def per_point(x):  # (per_lane, n_points * lanes) -> (n_points, chains)
-        x = x.reshape(per_lane, n_points, lanes).transpose(1, 2, 0)
-        return x.reshape(n_points, lanes * per_lane)[:, :n_chains]
+    link = None
+    if chain.purification is not None:
+        c, (dep, deph) = link_parameters(chain, memory)
+        link = (jnp.repeat(jnp.broadcast_to(c, (n_points, 3)), lanes, axis=0),
+                tuple(jnp.repeat(jnp.broadcast_to(x, (n_points,)), lanes) for x in (dep, deph)))
+    elif chain.memories_per_node > 1:  # parallel attempts; the first heralded pair is kept
+        p = -jnp.expm1(chain.memories_per_node * jnp.log1p(-p))
+    att, sto, cor = lane_chains(pkey, jnp.tile(jnp.arange(lanes, dtype=jnp.uint32), n_points), jnp.repeat(p, lanes),
+                                jnp.repeat(cut, lanes), jnp.repeat(q, lanes), n_links=chain.n_links,
+                                policy=chain.policy, chains=per_lane, max_rounds=max_rounds,
+                                cutoff=memory.cutoff_s is not None, max_events=max_events,
+                                purification=chain.purification, rounds=chain.purification_rounds, link=link)
 
-    return ChainSamples(per_point(att), per_point(sto), chain.n_links)
+    def per_point(x):  # (per_lane, n_points * lanes, ...) -> (n_points, chains, ...)
+        tail = x.shape[2:]
+        x = x.reshape((per_lane, n_points, lanes) + tail)
+        x = jnp.moveaxis(x, 0, 2)
+        return x.reshape((n_points, lanes * per_lane) + tail)[:, :n_chains]
+
+    return ChainSamples(per_point(att), per_point(sto), chain.n_links, None if cor is None else per_point(cor))
 
 
 @functools.partial(jax.jit, static_argnames=("n_chains", "lanes", "max_rounds", "max_events"))
@@ -297,4 +383,5 @@ def sample_chains(key, chain: Chain, memory: Memory, n_chains: int, lanes: int |
                   max_rounds: int = DEFAULT_MAX_ROUNDS, max_events: int = DEFAULT_MAX_EVENTS) -> ChainSamples:
     """``n_chains`` independent chains of one parameter point: (n_chains,) arrays."""
     s = sample_points(key, chain, memory, 1, n_chains, lanes, max_rounds, max_events)
-    return ChainSamples(s.attempts[0], s.storage_rounds[0], s.n_links)
+    cor = None if s.link_correlations is None else s.link_correlations[0]
+    return ChainSamples(s.attempts[0], s.storage_rounds[0], s.n_links, cor)
