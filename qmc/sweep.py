@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from qmc._compile import jit
+from qmc._devices import local_devices, shardings
 from qmc._pytree import get_path, replace_path
 
 __all__ = ["Grid", "grid", "chunks", "padded_chunks", "padded_index", "run", "evaluate", "maximize_on_grid", "grid_evaluations", "auto_chunk_size",
@@ -95,23 +96,11 @@ def padded_chunks(n: int, chunk_size: int) -> Iterator[tuple[slice, np.ndarray]]
 
 def sweep_devices(devices: int | None = None) -> list:
     """The local devices a sweep's chunks are split over: all of them (``None``) or the first
-    ``devices``."""
-    local = jax.local_devices()
-    if devices is None:
-        return list(local)
-    n = int(devices)
-    if not 1 <= n <= len(local):
-        raise ValueError(f"devices: {devices!r} is not a count from 1 to the {len(local)} local devices")
-    return list(local[:n])
+    ``devices`` (:func:`qmc._devices.local_devices`; a bad count is a ``ValidationError``)."""
+    return local_devices(devices)
 
 
-@functools.lru_cache(maxsize=None)
-def _shardings(devices: tuple) -> tuple[Any, Any]:
-    """(points split along their first axis, replicated) over a 1-D mesh ``batch`` of ``devices``."""
-    from jax.sharding import Mesh, NamedSharding, PartitionSpec
-
-    mesh = Mesh(np.array(devices), ("batch",))
-    return NamedSharding(mesh, PartitionSpec("batch")), NamedSharding(mesh, PartitionSpec())
+_shardings = shardings  # (points split along their first axis, replicated) over a mesh of devices
 
 
 def run(

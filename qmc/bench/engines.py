@@ -4,7 +4,7 @@ Measures, on the default JAX device, the pulse engine's fast and physical paths 
 second), the block engine's fast mode (three-intensity BB84 sessions per second), the fast path
 with classical traffic varying in time (:mod:`qmc.bench.traffic`), a fading satellite pass slot by
 slot (:mod:`qmc.bench.passes`), repeater chains over attempt rounds (:mod:`qmc.bench.repeaters`)
-and plain vectorized numpy
+the scaling over the local devices (:mod:`qmc.bench.devices`) and plain vectorized numpy
 implementations of the same pulse models (one thread, ``numpy.random``), on
 the GYS link at 50 km with intensities (0.48, 0.1, 0) and probabilities (0.8, 0.1, 0.1). Each
 number is the median of several repetitions after a warm-up run that compiles. Wall-clock rates
@@ -22,6 +22,7 @@ import numpy as np
 
 import qmc  # noqa: F401  (enables float64)
 from qmc.engines import exact
+from qmc.bench.devices import devices_lines, run_devices
 from qmc.bench.streams import run_correlated
 from qmc.bench.passes import passes_rows, run_passes
 from qmc.bench.repeaters import repeaters_rows, run_repeaters
@@ -122,6 +123,7 @@ def run(quick: bool = False, methods: tuple[str, str] | None = None) -> dict:
     out.update(run_traffic(key, link, protocol, quick, reps, methods, chunk))  # traffic varying in time
     out.update(run_passes(key, link, protocol, quick, reps, methods, chunk))  # a fading satellite pass
     out.update(run_repeaters(quick, reps))  # repeater chains over attempt rounds (qmc.repeaters)
+    out.update(run_devices(key, link, protocol, quick, reps, methods))  # one device against all
     out["sizes"] = {"fast": n_fast, "physical": n_phys, "numpy": n_np, "block_sessions": n_sessions,
                     "block_session_pulses": session_pulses, "repetitions": reps}
     return out
@@ -160,4 +162,6 @@ def format_result(r: dict) -> str:
         f"first calls (compile + run): fast {r['pulse_engine_first_call_s']:.1f} s, physical "
         f"{r['pulse_engine_physical_first_call_s']:.1f} s, block {r['block_engine_first_call_s']:.1f} s"
     )
+    if "devices_count" in r:  # one device against all (qmc.bench.devices)
+        lines += devices_lines(r)
     return "\n".join(lines)

@@ -34,10 +34,12 @@ def load_average() -> float | None:
 
 
 def machine() -> dict:
-    """The machine a benchmark ran on: JAX's default device, CPU count, load, JAX and Python versions."""
+    """The machine a benchmark ran on: JAX's default device, the local devices' count, CPU count,
+    load, JAX and Python versions."""
     device = jax.devices()[0]
     return {
         "device": f"{device.platform}:{device.device_kind}",
+        "device_count": jax.local_device_count(),
         "cpu_count": os.cpu_count(),
         "load_average_1min": load_average(),
         "jax": jax.__version__,
@@ -47,7 +49,9 @@ def machine() -> dict:
 
 def machine_line(r: dict) -> str:
     """One line describing the machine of a result (keys of :func:`machine`)."""
-    return f"device {r['device']}, {r['cpu_count']} CPUs, load {r['load_average_1min']}, jax {r['jax']}"
+    count = r.get("device_count", 1)
+    devices = f" (x{count} local)" if count > 1 else ""
+    return f"device {r['device']}{devices}, {r['cpu_count']} CPUs, load {r['load_average_1min']}, jax {r['jax']}"
 
 
 def table(header: Sequence[tuple[str, int]], rows: Sequence[Sequence[object]]) -> list[str]:

@@ -46,6 +46,7 @@ from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from qmc import _devices
 from qmc._paths import conf_dir, gallery_dir
 from qmc.cli import folders
 from qmc.cli.folders import RunFolders, job_folder, parse_overrides
@@ -426,8 +427,9 @@ def _run(cfg: DictConfig) -> None:
     }
     log.info("%s: study %s, writing %s", cfg.experiment_name, study.name, run_dir)
     try:
-        meta = studies.execute(study, chunks, run_dir, metadata=metadata, published=published_points(published),
-                               title=title, dpi=int(plot.dpi), plan=plan, resume=resume)
+        with _devices.limit(getattr(spec.get("engine"), "devices", None)):  # engine.devices: every batch of the run
+            meta = studies.execute(study, chunks, run_dir, metadata=metadata, published=published_points(published),
+                                   title=title, dpi=int(plot.dpi), plan=plan, resume=resume)
     except qmc.ValidationError as err:  # found while running (e.g. a study's own late check)
         _fail(str(err))
     except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM / SIGHUP (studies.Interrupted)

@@ -19,7 +19,8 @@ from __future__ import annotations
 import abc
 from typing import ClassVar
 
-from qmc._pytree import pytree_dataclass
+from qmc._devices import devices_check
+from qmc._pytree import as_count, pytree_dataclass, static
 from qmc.engines import exact
 
 __all__ = ["AbstractEngine", "ExactEngine"]
@@ -41,9 +42,21 @@ class AbstractEngine(abc.ABC):
 
 @pytree_dataclass
 class ExactEngine(AbstractEngine):
-    """Closed-form probabilities (:func:`qmc.engines.exact.outcome_table`); no randomness."""
+    """Closed-form probabilities (:func:`qmc.engines.exact.outcome_table`); no randomness.
 
+    Args:
+        devices: local devices a sweep's points are split over (:func:`qmc.sweep.run`): ``None``
+            for all of them, or a count (the first ones). The numbers do not depend on it.
+    """
+
+    devices: int | None = static(None)
     name: ClassVar[str] = "exact"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "devices", as_count(self.devices))
+
+    def checks(self):
+        return [devices_check("devices")]
 
     def outcome_table(self, link, protocol):
         return exact.outcome_table(link, protocol)

@@ -37,6 +37,7 @@ import jax
 import jax.numpy as jnp
 import jax.random as jr
 
+from qmc._devices import devices_check, padded_size, resolve, split_map
 from qmc._pytree import as_count, pytree_dataclass, static
 from qmc.engines.base import AbstractEngine
 from qmc.engines import exact
@@ -52,9 +53,23 @@ __all__ = ["BlockEngine", "sample_sessions", "sample_until_full"]
 PURPOSE_SESSIONS = 0xB10C
 
 
-@functools.partial(jax.jit, static_argnames=("n_sessions", "fast", "photon_counts", "tries_per_round"))
+def _session_counts(pkey, n, cells, n_sessions: int, tries_per_round: int, devices: tuple | None):
+    """(n_sessions, cells) multinomial counts, session s drawn from lane s: on one device, or the
+    sessions split over ``devices`` (padded to a multiple of their count; a lane's counts do not
+    depend on the other lanes, so the split changes no count)."""
+    def draw(lane, pkey, n, cells):
+        return binomial.multinomial(pkey, 0, n[None], cells[None, :], lane, 0, tries_per_round)
+
+    if devices is None or n_sessions < 2:
+        return draw(jnp.arange(n_sessions, dtype=jnp.uint32), pkey, n, cells)
+    lane = jnp.arange(padded_size(n_sessions, len(devices)), dtype=jnp.uint32)
+    counts = split_map(draw, devices, 1)(lane, pkey, n, cells)
+    return counts if counts.shape[0] == n_sessions else counts[:n_sessions]
+
+
+@functools.partial(jax.jit, static_argnames=("n_sessions", "fast", "photon_counts", "tries_per_round", "devices"))
 def sample_sessions(key, link, protocol, n_pulses, n_sessions: int, fast: bool = True, photon_counts: bool = False,
-                    tries_per_round: int | None = None):
+                    tries_per_round: int | None = None, devices: tuple | None = None):
     """Tallies of ``n_sessions`` independent sessions of ``n_pulses`` pulses each.
 
     Args:
@@ -67,19 +82,21 @@ def sample_sessions(key, link, protocol, n_pulses, n_sessions: int, fast: bool =
         tries_per_round: BTRS proposals per element before the rejected ones are compacted
             (speed only: every count is the first accepted proposal in counter order whatever
             it is); ``None``: 2.
+        devices: the local devices the sessions are split over (:func:`qmc._devices.resolve`);
+            ``None``: one device. The counts are the same either way, bit for bit.
 
     Returns:
         A tally with leading axis (n_sessions,).
     """
     pkey = philox.philox_key(key, PURPOSE_SESSIONS)
     n = jnp.asarray(n_pulses, jnp.float64)
-    lane = jnp.arange(n_sessions, dtype=jnp.uint32)
+    if tries_per_round is None:  # speed only (docs/benchmarks/)
+        tries_per_round = 2
     if exact.owns_layout(protocol):  # the protocol's cells, one multinomial (fast and full alike)
         if photon_counts:
             raise ValueError(f"protocol {type(protocol).__name__} owns its outcome layout: no photon counts")
         cells = exact.joint_probabilities(link, protocol)
-        counts = binomial.multinomial(pkey, 0, n[None], cells[None, :], lane, 0, 2 if tries_per_round is None
-                                      else tries_per_round)
+        counts = _session_counts(pkey, n, cells, n_sessions, tries_per_round, devices)
         return CellTally.of(counts[:, : cells.size].astype(jnp.int64), protocol)
     if fast:
         p_class, p_out = sifted_probabilities(link, protocol, photon_counts)  # (k, 2), (k, 2, [3,] 4)
@@ -94,9 +111,7 @@ def sample_sessions(key, link, protocol, n_pulses, n_sessions: int, fast: bool =
     # One multinomial over all the cells of a session: a chain of conditional binomials, each
     # vectorized over the sessions (whose counts share a regime, so no work is wasted on a
     # sampler branch that only some elements need), and a single compiled binomial sampler.
-    if tries_per_round is None:  # speed only (docs/benchmarks/)
-        tries_per_round = 2
-    counts = binomial.multinomial(pkey, 0, n[None], cells[None, :], lane, 0, tries_per_round)  # (S, cells)
+    counts = _session_counts(pkey, n, cells, n_sessions, tries_per_round, devices)  # (S, cells)
     out = counts[:, : math.prod(shape)].reshape((n_sessions,) + shape).astype(jnp.int64)
     if fast:
         n_all = jnp.full(n_sessions, n, jnp.float64).astype(jnp.int64)
@@ -117,17 +132,21 @@ class BlockEngine(AbstractEngine):
         n_sessions: sessions drawn at once; ``None`` for one session without a leading axis.
         fast: draw only the matched-basis counts the analyses read (a SiftedTally).
         photon_counts: also draw hidden counts by photon number sent (0, 1, 2+).
+        devices: local devices the sessions are split over: ``None`` for all of them, or a count
+            (the first ones). The counts do not depend on it.
     """
 
     n_pulses: int = static(10**9)
     n_sessions: int | None = static(None)
     fast: bool = static(True)
     photon_counts: bool = static(False)
+    devices: int | None = static(None)
     name: ClassVar[str] = "block"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "n_pulses", as_count(self.n_pulses))
         object.__setattr__(self, "n_sessions", as_count(self.n_sessions))
+        object.__setattr__(self, "devices", as_count(self.devices))
 
     def checks(self):
         return [
@@ -135,6 +154,7 @@ class BlockEngine(AbstractEngine):
             Range("n_pulses", 0.0, 2.0**53, hi_open=True),
             Rule("n_sessions", lambda e, xp: xp.asarray(e.n_sessions is None or e.n_sessions >= 1),
                  "must be None or a positive number of sessions"),
+            devices_check("devices"),
         ]
 
     def tally(self, key, link, protocol):
@@ -142,7 +162,7 @@ class BlockEngine(AbstractEngine):
         n_sessions = 1 if self.n_sessions is None else int(self.n_sessions)
         out = sample_sessions(
             key, link, protocol, jnp.asarray(self.n_pulses, jnp.float64), n_sessions,
-            bool(self.fast), bool(self.photon_counts),
+            bool(self.fast), bool(self.photon_counts), devices=resolve(self.devices, "engine.devices"),
         )
         if self.n_sessions is None:
             if isinstance(out, CellTally):  # only the counts have the session axis

@@ -46,6 +46,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from qmc._devices import AXIS, devices_check, resolve, split_map
 from qmc._pytree import as_count, pytree_dataclass, static
 from qmc.engines.base import AbstractEngine
 from qmc.engines import exact
@@ -121,11 +122,11 @@ def _cells_fast(pkeys, block_pulses: int, entry, cut, level=None):
 
 
 @functools.partial(
-    jax.jit, static_argnames=("path", "chunk", "block_pulses", "photon_counts", "max_photons", "methods")
+    jax.jit, static_argnames=("path", "chunk", "block_pulses", "photon_counts", "max_photons", "methods", "devices")
 )
 def simulate(key, link, protocol, n_pulses, *, path: str = "fast", chunk: int = 2**20,
              block_pulses: int = 2**20, photon_counts: bool = False, max_photons: int = 32,
-             methods: tuple[str, str] | None = None, start_pulse=0) -> Tally:
+             methods: tuple[str, str] | None = None, start_pulse=0, devices: tuple | None = None) -> Tally:
     """Tally of ``n_pulses`` pulses over ``link`` (see the module docstring).
 
     Pulses are independent; with classical traffic whose power varies in time
@@ -151,6 +152,9 @@ def simulate(key, link, protocol, n_pulses, *, path: str = "fast", chunk: int = 
             path). They never change the numbers. (The fast path draws by alias lookup and uses
             only the histogram method; there it may also be ``"fused"``: draw and tally in one
             Pallas kernel, :mod:`qmc.engines.fused`, the default on a GPU.)
+        devices: the local devices the chunks are split over (:func:`qmc._devices.resolve`;
+            ``None``: one device): device d of D runs chunks d, d + D, d + 2 D, ... and the int64
+            tallies are summed (``lax.psum``), so the counts are the one device's bit for bit.
 
     Returns:
         :class:`Tally` (int64 counts).
@@ -250,7 +254,19 @@ def simulate(key, link, protocol, n_pulses, *, path: str = "fast", chunk: int = 
         return total + hist.astype(jnp.int64)
 
     n_chunks = (n_pulses + chunk - 1) // chunk
-    total = lax.fori_loop(jnp.int64(0), n_chunks, chunk_body, jnp.zeros(n_cells, jnp.int64))
+    if devices is None:
+        total = lax.fori_loop(jnp.int64(0), n_chunks, chunk_body, jnp.zeros(n_cells, jnp.int64))
+    else:
+        n_dev = len(devices)
+
+        def on_device(n_chunks):
+            d = lax.axis_index(AXIS).astype(jnp.int64)
+            mine = (n_chunks - d + n_dev - 1) // n_dev  # chunks d, d + D, ... below n_chunks
+            part = lax.fori_loop(jnp.int64(0), mine, lambda i, t: chunk_body(i * n_dev + d, t),
+                                 jnp.zeros(n_cells, jnp.int64))
+            return lax.psum(part, AXIS)
+
+        total = split_map(on_device, devices, 0, out_split=False)(n_chunks)
     if layout:
         return CellTally.of(total, protocol)
     if photon_counts:
@@ -282,6 +298,8 @@ class PulseEngine(AbstractEngine):
             for mu <= 5).
         methods: ``(categorical, histogram)`` kernel methods; ``None`` chooses by device and path
             (:func:`fast_methods`). They change only the speed, never a count.
+        devices: local devices the chunks are split over: ``None`` for all of them, or a count
+            (the first ones). They change only the speed, never a count.
 
     Randomness: one key; words are folded by purpose (path) and by block of ``block_pulses``
     pulses, so ``chunk`` never changes the numbers and the same seed and config give the same
@@ -295,11 +313,12 @@ class PulseEngine(AbstractEngine):
     photon_counts: bool = static(False)
     max_photons: int = static(32)
     methods: tuple[str, str] | None = static(None)
+    devices: int | None = static(None)
     name: ClassVar[str] = "pulse"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "n_pulses", as_count(self.n_pulses))
-        for name in ("chunk", "block_pulses", "max_photons"):
+        for name in ("chunk", "block_pulses", "max_photons", "devices"):
             object.__setattr__(self, name, as_count(getattr(self, name)))
         if isinstance(self.methods, list):  # a static field must be hashable
             object.__setattr__(self, "methods", tuple(self.methods))
@@ -317,6 +336,7 @@ class PulseEngine(AbstractEngine):
             Rule("methods", lambda e, xp: xp.asarray(e.methods is None or _known_methods(e.methods, e.path)),
                  f"must be None or (categorical, histogram) with categorical in {tables.CATEGORICAL_METHODS} and "
                  f"histogram in {histogram.HISTOGRAM_METHODS + (FUSED,)} ({FUSED!r}: the fast path only)"),
+            devices_check("devices"),
         ]
 
     def resolved_chunk(self) -> int:
@@ -329,6 +349,7 @@ class PulseEngine(AbstractEngine):
             chunk=self.resolved_chunk(), block_pulses=int(self.block_pulses),
             photon_counts=bool(self.photon_counts), max_photons=int(self.max_photons),
             methods=None if self.methods is None else tuple(self.methods),
+            devices=resolve(self.devices, "engine.devices"),
         )
 
     def observations(self, key, link, protocol):

@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from qmc._compile import jit
+from qmc._devices import padded_size, shardings
 from qmc.optimize import chains
 from qmc.optimize.bfgs import BFGSState, warm_start
 from qmc.optimize.minimize import minimize
@@ -33,12 +34,17 @@ def bucket(n: int) -> int:
 
 
 def solve(tree, batch, pool, paths, space, solver, driver, lanes, chain_length, continuation, explore_every=1,
-          sequential_lanes=False):
+          sequential_lanes=False, devices=None):
     """Optima of P problems: chains of ``chain_length`` consecutive points, vmapped over chains.
 
     The chains are padded to :func:`bucket` chains with copies of the last point (their results
     dropped), so that batches and sweeps of nearby sizes share one compiled program. A copy is the
     last point's own problem: through the continuation passes it can only improve that point.
+
+    With several ``devices`` (a tuple, :func:`qmc._devices.resolve`) the chains are split over
+    them: the chain count padded to a multiple of theirs, the points, starts and every
+    per-chain array sharded along the chain axis (a 1-D mesh ``batch``), the tree replicated.
+    Each chain's arithmetic is the same program, so the optima are the one device's bit for bit.
 
     Args:
         tree: ``{"link", "analysis", "protocol"}``.
@@ -68,19 +74,35 @@ def solve(tree, batch, pool, paths, space, solver, driver, lanes, chain_length, 
     once, the screening loss once.
     """
     n_points = int(pool.shape[0])
-    rows = padded_index(0, n_points, bucket(-(-n_points // chain_length)) * chain_length)
+    n_chains = bucket(-(-n_points // chain_length))
+    if devices is not None:
+        n_chains = padded_size(n_chains, len(devices))
+    rows = padded_index(0, n_points, n_chains * chain_length)
     batch = jax.tree_util.tree_map(lambda x: np.asarray(x)[rows], batch)  # on the host: nothing to compile
-    out = _solve(tree, batch, np.asarray(pool)[rows], paths, space, solver, driver, lanes, chain_length, continuation,
-                 explore_every, sequential_lanes)
+    pool = np.asarray(pool)[rows]
+    if devices is not None:
+        split, replicated = shardings(devices)
+        batch, pool = jax.device_put((batch, pool), split)
+        tree = jax.tree_util.tree_map(lambda x: jax.device_put(x, replicated) if isinstance(x, jax.Array) else x, tree)
+    out = _solve(tree, batch, pool, paths, space, solver, driver, lanes, chain_length, continuation,
+                 explore_every, sequential_lanes, devices)
     return jax.tree_util.tree_map(lambda x: jax.device_put(np.asarray(x)[:n_points]), out)
 
 
 @functools.partial(jit, static_argnames=("paths", "space", "solver", "driver", "lanes", "chain_length",
-                                             "continuation", "explore_every", "sequential_lanes"))
+                                             "continuation", "explore_every", "sequential_lanes", "devices"))
 def _solve(tree, batch, pool, paths, space, solver, driver, lanes, chain_length, continuation, explore_every,
-           sequential_lanes):
+           sequential_lanes, devices=None):
     """:func:`solve` on chains that fill the batch (its length a multiple of ``chain_length``)."""
     driver = dict(driver)
+    if devices is None:
+        def split(x):
+            return x
+    else:  # every per-chain (or per-point) array split along its first axis, as the batch is
+        split_sharding = shardings(devices)[0]
+
+        def split(x):
+            return jax.tree_util.tree_map(lambda a: jax.lax.with_sharding_constraint(a, split_sharding), x)
     n_points, n_pool, d = pool.shape
     m = chain_length
     n_chains = n_points // m
@@ -126,8 +148,8 @@ def _solve(tree, batch, pool, paths, space, solver, driver, lanes, chain_length,
     def step(carry, j):
         bests, p = carry
         at = chains.at_step(geo, j, p, jnp)
-        items = jax.tree_util.tree_map(lambda x: x[at.idx], batch)
-        rows = pool[at.idx]  # (C, S, d)
+        items = split(jax.tree_util.tree_map(lambda x: x[at.idx], batch))
+        rows = split(pool[at.idx])  # (C, S, d)
         explore = chains.exploring(geo, bests, at, jnp)  # (C, L)
         # Screening the pool by loss (values only): a real branch, skipped in steps where no lane
         # explores and after the first pass.
@@ -136,8 +158,8 @@ def _solve(tree, batch, pool, paths, space, solver, driver, lanes, chain_length,
                                   lambda: jnp.zeros((n_chains, n_pool)))
         else:
             scores = None
-        lane_starts, h0, fresh0, cutoff = chains.lane_problems(geo, bests, at, rows, scores, explore, jnp)
-        theta, f, _, evals, h = solve_lanes(items, lane_starts, cutoff, h0, fresh0)  # (C, L, ...)
+        lane_starts, h0, fresh0, cutoff = split(chains.lane_problems(geo, bests, at, rows, scores, explore, jnp))
+        theta, f, _, evals, h = split(solve_lanes(items, lane_starts, cutoff, h0, fresh0))  # (C, L, ...)
         return (chains.keep_best(bests, at, theta, f, evals, h, jnp), p), None
 
     def one_pass(carry):
@@ -145,7 +167,7 @@ def _solve(tree, batch, pool, paths, space, solver, driver, lanes, chain_length,
         (bests, _), _ = jax.lax.scan(step, (bests, p), jnp.arange(m))
         worth = False
         if continuation:
-            values = jax.vmap(screen_point)(batch, chains.neighbour_starts(geo, bests, jnp))  # (T, 2)
+            values = jax.vmap(screen_point)(batch, split(chains.neighbour_starts(geo, bests, jnp)))  # (T, 2)
             worth = (p < continuation) & chains.worth_another_pass(geo, bests, values, p == 0, jnp)
         return bests, jnp.asarray(worth), p + 1
 
@@ -163,4 +185,4 @@ def _solve(tree, batch, pool, paths, space, solver, driver, lanes, chain_length,
         rate = t["analysis"].key_rate(t["link"], opt)
         return Optimum(opt, rate, theta, rate.rate > 0.0, evals)
 
-    return jax.vmap(finish)(batch, best_theta, n_eval)
+    return split(jax.vmap(finish)(batch, split(best_theta), split(n_eval)))

@@ -6,9 +6,9 @@ import functools
 from typing import Any, Mapping, Sequence
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
+from qmc._devices import resolve
 from qmc._pytree import get_path
 from qmc.optimize import continuation as _compiled
 from qmc.optimize import host as _host
@@ -97,6 +97,7 @@ def maximize(
     validate: bool = True,
     solver: Any = "bfgs",
     loop: str = "auto",
+    devices: int | None = None,
     **options: Any,
 ) -> Optimum:
     """Maximize ``analysis.key_rate(link, protocol).rate`` over the free protocol parameters.
@@ -122,6 +123,9 @@ def maximize(
             the least to compile, a first answer in seconds; the CPU's default), ``"device"``
             (lanes and points side by side in one compiled program: the accelerators' default),
             or ``"auto"``. The same starts and rules either way.
+        devices: local devices the device loop splits the links (its chains) over: ``None`` for
+            all of them, or a count (the first ones); the optima are the same bit for bit. The
+            host loop runs one point at a time on one device.
         **options: the solver's options (:func:`qmc.optimize.minimize.solver_from`: for
             ``"bfgs"`` ``max_iter``, ``gtol``, ``ftol``, ``dtol``, ``patience``, ...; for a named
             optax transformation its arguments) and the driver's (``max_eval``, ``gtol``).
@@ -133,6 +137,7 @@ def maximize(
         >>> opt = maximize(qmc.analysis.FiniteLim2014(block_size=1e9), link, protocol)
         >>> float(opt.rate.rate), opt.parameters()
     """
+    used = resolve(devices)  # a bad count fails here, before anything compiles
     space = protocol.parameter_space(analysis) if space is None else space
     transformation, driver = _solver_and_driver(solver, options)
     if validate:
@@ -144,7 +149,8 @@ def maximize(
     lanes = max(int(n_starts), 1)
     if pool.shape[1] < lanes:
         raise ValueError(f"starts: {pool.shape[1]} given, n_starts = {lanes} needs at least as many")
-    out = _solve(loop, transformation)(tree, links, pool, None, space, transformation, driver, lanes, 1, 0)
+    out = _solve(loop, transformation)(tree, links, pool, None, space, transformation, driver, lanes, 1, 0,
+                                       devices=used)
     if batched:
         return out
     # the one point, on the device as it is (nothing to compile)
@@ -168,6 +174,7 @@ def maximize_sweep(
     validate: bool = True,
     solver: Any = "bfgs",
     loop: str = "auto",
+    devices: int | None = None,
     **options: Any,
 ) -> Optimum:
     """Optimal protocol parameters at every point of a sweep, in one compiled call.
@@ -199,8 +206,9 @@ def maximize_sweep(
             look for a better basin, and the continuation passes spread what they find.
         continuation: at most this many passes of restarts from the neighbours' optima (0: none;
             a single point has none).
-        solver, loop, **options: as :func:`maximize` (with a solver other than qmc's BFGS a warm start
-            carries the optimum only, no curvature).
+        solver, loop, devices, **options: as :func:`maximize` (with a solver other than qmc's BFGS a
+            warm start carries the optimum only, no curvature); the device loop splits the chains
+            over the devices.
 
     Returns:
         :class:`Optimum` with leading axis P.
@@ -211,6 +219,7 @@ def maximize_sweep(
         >>> opt.rate.rate.shape
         (100,)
     """
+    used = resolve(devices)  # a bad count fails here, before anything compiles
     space = protocol.parameter_space(analysis) if space is None else space
     transformation, driver = _solver_and_driver(solver, options)
     if validate:
@@ -233,5 +242,5 @@ def maximize_sweep(
         chain_length = -(-n_points // 2) if jax.default_backend() == "cpu" else 1
     m = max(1, min(int(chain_length), n_points))
     continuation = int(continuation) if n_points > 1 else 0  # one point: no neighbours (less to compile)
-    return _solve(loop, transformation)(tree, jnp.asarray(grid), pool, paths, space, transformation, driver, lanes, m, continuation,
-                 max(int(explore_every), 1), m > 1 and lanes > 1)
+    return _solve(loop, transformation)(tree, np.asarray(grid), pool, paths, space, transformation, driver, lanes, m, continuation,
+                 max(int(explore_every), 1), m > 1 and lanes > 1, devices=used)

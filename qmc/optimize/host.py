@@ -161,9 +161,11 @@ def _lanes(problem, idx, starts, h0, fresh0, cutoff, sequential_lanes):
 
 
 def solve(tree, batch, pool, paths, space, solver, driver, lanes, chain_length, continuation, explore_every=1,
-          sequential_lanes=False):
+          sequential_lanes=False, devices=None):
     """Optima of P problems, with the arguments and the result of
-    :func:`qmc.optimize.continuation.solve` (see there), the loops run from Python."""
+    :func:`qmc.optimize.continuation.solve` (see there), the loops run from Python, on one
+    device (``devices`` is not used: one point is evaluated at a time)."""
+    del devices
     driver = {"max_eval": 160, "gtol": 1e-7, **dict(driver)}
     pool = np.asarray(pool, np.float64)
     n_points, n_pool, d = pool.shape

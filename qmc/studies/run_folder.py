@@ -225,9 +225,11 @@ def execute(
     plan = plan or ChunkPlan()
     import jax
 
+    from qmc._devices import local_devices
+
     meta = {
         "study": study.name,
-        "devices": {"count": jax.local_device_count(), "kind": jax.default_backend()},  # a sweep's default: all local
+        "devices": {"count": len(local_devices()), "kind": jax.default_backend()},  # what devices=None means here
         **dict(metadata or {}),
         **results.environment(),
         "status": "running",
