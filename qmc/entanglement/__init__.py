@@ -3,6 +3,7 @@
 * :mod:`~qmc.entanglement.spdc`: :class:`PairSource` (SPDC pair statistics, position on the link);
 * :mod:`~qmc.entanglement.two_arm`: the joint outcome table of Alice's and Bob's receivers in
   closed form, :class:`TwoArmLink`;
+* :mod:`~qmc.entanglement.window`: the coincidence window (jitter capture, accidentals per window);
 * :mod:`~qmc.entanglement.pair_sum`: the same table by summing over pair numbers (tests);
 * :mod:`~qmc.entanglement.bbm92`: gain, QBER, Ma-Fung-Lo's closed forms, key rate, optimum;
 * :mod:`~qmc.entanglement.chsh`: the CHSH S value from counts and from the model.
@@ -10,6 +11,7 @@
 See docs/entanglement.md.
 """
 
+from qmc.entanglement.window import window_capture, window_dark_probability
 from qmc.entanglement.spdc import POSITIONS, STATISTICS, PairSource, pair_number_pmf, split_length
 from qmc.entanglement.two_arm import (
     BASIS_ANGLES, CLICK_MODELS, TwoArmLink, angle_table, outcome_table, presence_table,
@@ -25,6 +27,7 @@ from qmc.entanglement.chsh import (
 
 __all__ = [
     "PairSource", "STATISTICS", "POSITIONS", "pair_number_pmf", "split_length",
+    "window_capture", "window_dark_probability",
     "TwoArmLink", "CLICK_MODELS", "BASIS_ANGLES", "angle_table", "outcome_table", "presence_table",
     "gain_and_qber", "binary_entropy", "mfl_gain", "mfl_error_gain", "mfl_k", "key_rate_from_table",
     "bbm92_key_rate", "optimal_key_rate", "maximum_distance_km",

@@ -91,12 +91,13 @@ def bit_probabilities(table):
 
 def chsh_probabilities(link: TwoArmLink):
     """(4, 2, 2): bit probabilities per pulse in the four CHSH settings, from the two-arm model
-    with the analysers at :data:`CHSH_ANGLES`."""
-    eta_a, eta_b = link.transmittances()
+    with the analysers at :data:`CHSH_ANGLES` (the link's :meth:`TwoArmLink.detection`: its
+    coincidence window included)."""
+    eta_a, eta_b, p_dark_a, p_dark_b = link.detection()
     src = link.source
     out = []
     for alpha, beta in CHSH_ANGLES:
-        t = angle_table(src.pair_lambda, eta_a, eta_b, link.p_dark_a, link.p_dark_b, link.pair_error(),
+        t = angle_table(src.pair_lambda, eta_a, eta_b, p_dark_a, p_dark_b, link.pair_error(),
                         alpha, beta, src.statistics, link.click_model)
         out.append(bit_probabilities(t))
     return jnp.stack(out)

@@ -22,6 +22,11 @@ matched basis with probability (1 - V_s) / 2 before any channel (white noise of 
 for a single pair). The link's misalignment e_d (Ma, Fung, Lo's intrinsic error of the pair, one
 number for source and both arms) combines with it as two independent flips:
 1 - 2 e = V_s (1 - 2 e_d) (:meth:`PairSource.pair_error`).
+
+``coincidence_window_ns``, ``timing_jitter_ps`` and ``dark_count_rate_hz`` describe how the pairs
+are counted (:mod:`qmc.entanglement.window`): they sit with the source because its pulse period
+bounds the window and because both entanglement studies read the ``source`` group. Null window:
+one coincidence per pulse slot with the receivers' per-gate ``p_dark``.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import jax.numpy as jnp
 from jax.scipy.special import gammaln, xlogy
 
 from qmc._pytree import pytree_dataclass, static
+from qmc.entanglement.window import window_checks
 from qmc.sources.base import wavelength_check
 from qmc.validation import Range, Rule
 
@@ -106,6 +112,15 @@ class PairSource:
         wavelength_nm: the pairs' wavelength (both photons; degenerate SPDC).
         position: "middle" or "alice": where the source sits when ``position_km`` is None.
         position_km: the source's distance from Alice in km (None: use ``position``).
+        coincidence_window_ns: full width w of the coincidence window, ns, shorter than the pulse
+            period 1e9 / rep_rate_hz (None: one coincidence per pulse slot, the detectors'
+            per-gate p_dark; :mod:`qmc.entanglement.window`).
+        timing_jitter_ps: sigma, the combined Gaussian timing jitter of both arms (standard
+            deviation, ps): a pair is counted with erf(w / (2 sqrt(2) sigma)). Read only with a
+            window.
+        dark_count_rate_hz: dark-count rate R of each detector (both receivers), free-running
+            detectors: p = 1 - exp(-R w) per window replaces p_dark (None: p_dark per gate).
+            Needs a window.
     """
 
     mean_pair_number: float = 0.1
@@ -115,6 +130,9 @@ class PairSource:
     wavelength_nm: float = 1550.0
     position: str = static("middle")
     position_km: float | None = None
+    coincidence_window_ns: float | None = None
+    timing_jitter_ps: float = 0.0
+    dark_count_rate_hz: float | None = None
 
     @property
     def pair_lambda(self):
@@ -143,4 +161,5 @@ class PairSource:
             wavelength_check(),
             _position_rule(),
             _position_km_rule(),
+            *window_checks(),
         ]

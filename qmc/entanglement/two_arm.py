@@ -39,6 +39,11 @@ detector, independently (p_dark per detector per gate, Y0 = 1 - (1 - p_dark)^2 p
   same gain; their error rates differ by (1 - 2 e)(1 - (1 - p_dA)(1 - p_dB)) K (see bbm92.py),
   a relative 2 p_dark.
 
+Coincidence window (:mod:`qmc.entanglement.window`, the source's ``coincidence_window_ns``): the
+table is the same function of (eta_A, eta_B, p_dark_A, p_dark_B) with Bob's arm times the jitter
+capture erf(w / (2 sqrt(2) sigma)) and, for free-running detectors of dark-count rate R,
+p_dark = 1 - exp(-R w) per window (:meth:`TwoArmLink.detection`, the one place that applies it).
+
 Misalignment. e_d is the probability that a detected pair's bits disagree in matched bases (Ma,
 Fung, Lo's intrinsic error of the pair, one number for the link; :meth:`PairSource.pair_error`
 folds in the source's visibility). It enters as a flip of Bob's analyser for the whole pulse:
@@ -66,6 +71,7 @@ import numpy as np
 from qmc._pytree import pytree_dataclass, static
 from qmc.channels.base import db_to_transmittance
 from qmc.entanglement.spdc import STATISTICS, PairSource
+from qmc.entanglement.window import window_capture, window_dark_probability
 from qmc.validation import Range, Rule
 
 __all__ = [
@@ -191,7 +197,8 @@ class TwoArmLink:
     """A pair source between Alice and Bob, fiber on both arms, two threshold detectors each.
 
     Args:
-        source: the :class:`PairSource` (mean pair number, statistics, visibility, position).
+        source: the :class:`PairSource` (mean pair number, statistics, visibility, position, and
+            the coincidence window with its jitter and dark-count rate: :meth:`detection`).
         length_km: total fiber length Alice - source - Bob, km (split by the source's position).
         loss_db_per_km: fiber loss of both arms, dB/km.
         efficiency_a, efficiency_b: each receiver's detection efficiency (detector and optics).
@@ -241,14 +248,32 @@ class TwoArmLink:
         """e: misalignment and the source's visibility together (:meth:`PairSource.pair_error`)."""
         return self.source.pair_error(self.misalignment)
 
+    def detection(self):
+        """(eta_A, eta_B, p_dark_A, p_dark_B) as the outcome table reads them: the arms'
+        :meth:`transmittances` and the per-gate ``p_dark``; with the source's coincidence window
+        (:mod:`qmc.entanglement.window`) Bob's arm times the capture erf(w / (2 sqrt(2) sigma))
+        and, for a dark-count rate R, p = 1 - exp(-R w) per detector on both sides. The one
+        definition that the table, the engines (through it), BBM92 and CHSH all use."""
+        eta_a, eta_b = self.transmittances()
+        src = self.source
+        if src.coincidence_window_ns is None:
+            return eta_a, eta_b, self.p_dark_a, self.p_dark_b
+        eta_b = eta_b * window_capture(src.coincidence_window_ns, src.timing_jitter_ps)
+        if src.dark_count_rate_hz is None:
+            return eta_a, eta_b, self.p_dark_a, self.p_dark_b
+        p = window_dark_probability(src.dark_count_rate_hz, src.coincidence_window_ns)
+        return eta_a, eta_b, p, p
+
     def background_yields(self):
-        """(Y0A, Y0B) = 1 - (1 - p_dark)^2: Ma's background yield of each side."""
-        return (1.0 - (1.0 - self.p_dark_a) ** 2, 1.0 - (1.0 - self.p_dark_b) ** 2)
+        """(Y0A, Y0B) = 1 - (1 - p_dark)^2: Ma's background yield of each side (per window when
+        the source has a coincidence window and a dark-count rate)."""
+        _, _, p_a, p_b = self.detection()
+        return (1.0 - (1.0 - p_a) ** 2, 1.0 - (1.0 - p_b) ** 2)
 
     def table(self):
-        """(2, 2, 4, 4): :func:`outcome_table` of this link."""
-        eta_a, eta_b = self.transmittances()
-        return outcome_table(self.source.pair_lambda, eta_a, eta_b, self.p_dark_a, self.p_dark_b,
+        """(2, 2, 4, 4): :func:`outcome_table` of this link (:meth:`detection`)."""
+        eta_a, eta_b, p_a, p_b = self.detection()
+        return outcome_table(self.source.pair_lambda, eta_a, eta_b, p_a, p_b,
                              self.pair_error(), self.source.statistics, self.click_model)
 
     def checks(self):
