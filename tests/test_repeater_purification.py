@@ -162,8 +162,10 @@ def test_purified_links_multiply_over_the_chain():
         assert int(r["n_delivered"]) == 2000
 
 
-@pytest.mark.parametrize("method, n_links, policy, rounds, cut", [("dejmps", 4, "nested", 2, 10),
-                                                                  ("bbpssw", 3, "asap", 1, None)])
+@pytest.mark.parametrize("method, n_links, policy, rounds, cut", [
+    pytest.param("dejmps", 4, "nested", 2, 10, marks=pytest.mark.slow),  # 8 s: pumping, cutoff and nesting together
+    ("bbpssw", 3, "asap", 1, None),
+])
 def test_kernel_agrees_with_the_round_by_round_reference(method, n_links, policy, rounds, cut):
     """Swap failures, a cutoff and decaying memories with purifying links: the event-driven kernel
     against the model stepped round by round in numpy (maps written out separately there)."""

@@ -55,7 +55,8 @@ SCRIPT = textwrap.dedent(
     analysis = qmc.InfiniteDecoy(f_ec=1.22)
     fn = lambda t: analysis.key_rate(t["link"], t["protocol"])
     g = sweep.grid({"link.channel.length_km": np.linspace(0.0, 160.0, 11)})
-    report = {"local_devices": jax.local_device_count(), "sweep": {}, "block": {}, "pulse": {}, "optimize": {}}
+    report = {"local_devices": jax.local_device_count(), "sweep": {}, "block": {}, "pulse": {}, "optimize": {},
+              "repeaters": {}}
     for name, devices, limit in (("one", 1, None), ("all", None, None), ("two", 2, None), ("limit_two", None, 2)):
         placed.clear()
         with qmc._devices.limit(limit):  # a run's engine.devices: what devices=None means inside it
@@ -85,6 +86,19 @@ SCRIPT = textwrap.dedent(
                                       devices=devices)
         report["optimize"][name] = {"bits": bits(opt), "placed": list(placed),
                                     "rate": np.asarray(opt.rate.rate).tolist()}
+
+    from qmc.repeaters import Chain, Memory, chains_vs
+
+    chain = Chain(n_links=4, p_link=0.2, link_fidelity=0.97, swap_probability=0.5, length_km=100.0,
+                  memories_per_node=2, purification="dejmps")
+    memory = Memory(t_dephasing_s=0.05, cutoff_s=0.02)
+    points = np.array([[100.0], [200.0], [300.0]])
+    for name, devices in (("one", 1), ("all", None)):
+        # 3 points x 5 lanes = 15 lanes: padded to 16 on four devices
+        out = chains_vs(jax.random.key(3), {"chain": chain, "memory": memory}, ("chain.length_km",), points,
+                        n_chains=40, lanes=5, devices=devices)
+        report["repeaters"][name] = {"bits": bits(out), "placed": spread(out),
+                                     "attempts": np.asarray(out["mean_attempts"]).tolist()}
 
     refused = []
     for make in (lambda: BlockEngine(devices=5), lambda: PulseEngine(devices=0)):
@@ -147,6 +161,12 @@ def test_optimizer_chains_over_four_devices_are_bit_identical_and_split():
     assert one["placed"] == [1] and four["placed"] == [4]  # 3 chains, padded to 4, one per device
     assert four["bits"] == one["bits"]
     assert len(one["rate"]) == 5 and all(r > 0 for r in one["rate"])
+
+
+def test_repeater_lanes_over_four_devices_are_bit_identical():
+    one, four = (_run_on_four_devices()["repeaters"][k] for k in ("one", "all"))
+    assert four["bits"] == one["bits"]  # purification, a cutoff and failed swaps included
+    assert len(one["attempts"]) == 3 and all(a > 1 for a in one["attempts"])
 
 
 def test_a_device_count_beyond_the_local_devices_is_refused():

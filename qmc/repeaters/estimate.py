@@ -115,22 +115,32 @@ def summarize(samples: ChainSamples, chain: Chain, memory: Memory) -> dict:
     }
 
 
-def estimate_chains(key, chain: Chain, memory: Memory, n_chains: int, lanes: int | None = None) -> dict:
+def estimate_chains(key, chain: Chain, memory: Memory, n_chains: int, lanes: int | None = None,
+                    devices: int | None = None) -> dict:
     """:func:`summarize` of ``n_chains`` sampled chains of one parameter point."""
-    return summarize(sample_chains(key, chain, memory, n_chains, lanes), chain, memory)
+    return summarize(sample_chains(key, chain, memory, n_chains, lanes, devices=devices), chain, memory)
 
 
-@functools.partial(jax.jit, static_argnames=("paths", "n_chains", "lanes"))
-def chains_vs(key, tree: dict, paths: tuple[str, ...], points, n_chains: int, lanes: int | None = None) -> dict:
+def chains_vs(key, tree: dict, paths: tuple[str, ...], points, n_chains: int, lanes: int | None = None,
+              devices: int | None = None) -> dict:
     """:func:`summarize` of ``n_chains`` chains at every row of ``points`` (n_points, len(paths)),
     in one compiled program: the points' trees by ``vmap``, their chains as one batch of lanes
-    (:func:`qmc.repeaters.montecarlo.sample_points`), the summaries by ``vmap``.
+    (:func:`qmc.repeaters.montecarlo.sample_points`, split over the local devices: ``devices``,
+    None for all of them), the summaries by ``vmap``.
 
     ``tree`` is ``{"chain": Chain, "memory": Memory}``; ``paths`` dotted paths into it
     (``"chain.length_km"``, ``"memory.t_dephasing_s"``). Points share ``key``."""
+    from qmc._devices import resolve
+
+    return _chains_vs(key, tree, tuple(paths), points, n_chains, lanes, resolve(devices))
+
+
+@functools.partial(jax.jit, static_argnames=("paths", "n_chains", "lanes", "devices"))
+def _chains_vs(key, tree, paths, points, n_chains, lanes, devices) -> dict:
     points = jnp.asarray(points, jnp.float64)
     trees = jax.vmap(lambda point: set_paths(tree, paths, point))(points)
-    samples = sample_points(key, trees["chain"], trees["memory"], points.shape[0], n_chains, lanes)
+    samples = sample_points(key, trees["chain"], trees["memory"], points.shape[0], n_chains, lanes,
+                            devices=devices)
     one = lambda att, sto, cor, chain, memory: summarize(ChainSamples(att, sto, chain.n_links, cor), chain, memory)  # noqa: E731
     return jax.vmap(one)(samples.attempts, samples.storage_rounds, samples.link_correlations, trees["chain"],
                          trees["memory"])

@@ -346,12 +346,17 @@ def default_lanes(n_chains: int) -> int:
 
 
 def sample_points(key, chain: Chain, memory: Memory, n_points: int, n_chains: int, lanes: int | None = None,
-                  max_rounds: int = DEFAULT_MAX_ROUNDS, max_events: int = DEFAULT_MAX_EVENTS) -> ChainSamples:
+                  max_rounds: int = DEFAULT_MAX_ROUNDS, max_events: int = DEFAULT_MAX_EVENTS,
+                  devices: tuple | None = None) -> ChainSamples:
     """``n_chains`` chains at each of ``n_points`` points: ``chain`` and ``memory`` have leaves of
     leading size ``n_points`` (or scalars). Traceable; (n_points, n_chains) arrays.
 
     Points and lanes are one batch of ``n_points * lanes`` lanes; every point's lanes use the same
-    lane numbers, so points share random numbers (common random numbers across a sweep)."""
+    lane numbers, so points share random numbers (common random numbers across a sweep).
+    ``devices`` (a tuple of local devices, :func:`qmc._devices.resolve`; static): the lanes are
+    split over them (``shard_map``, padded to a multiple of their count with copies of the last
+    lane, dropped after), each device running its lanes' loop; a lane's chains depend only on its
+    own random stream, so the samples are one device's bit for bit."""
     lanes = default_lanes(n_chains) if lanes is None else int(lanes)
     per_lane = -(-n_chains // lanes)
     pkey = philox_key(key, 0x52455045)
@@ -363,11 +368,15 @@ def sample_points(key, chain: Chain, memory: Memory, n_points: int, n_chains: in
                 tuple(jnp.repeat(jnp.broadcast_to(x, (n_points,)), lanes) for x in (dep, deph)))
     elif chain.memories_per_node > 1:  # parallel attempts; the first heralded pair is kept
         p = -jnp.expm1(chain.memories_per_node * jnp.log1p(-p))
-    att, sto, cor = lane_chains(pkey, jnp.tile(jnp.arange(lanes, dtype=jnp.uint32), n_points), jnp.repeat(p, lanes),
-                                jnp.repeat(cut, lanes), jnp.repeat(q, lanes), n_links=chain.n_links,
-                                policy=chain.policy, chains=per_lane, max_rounds=max_rounds,
-                                cutoff=memory.cutoff_s is not None, max_events=max_events,
-                                purification=chain.purification, rounds=chain.purification_rounds, link=link)
+    lane_arrays = (jnp.tile(jnp.arange(lanes, dtype=jnp.uint32), n_points), jnp.repeat(p, lanes), jnp.repeat(cut, lanes),
+                   jnp.repeat(q, lanes))
+    options = dict(n_links=chain.n_links, policy=chain.policy, chains=per_lane, max_rounds=max_rounds,
+                   cutoff=memory.cutoff_s is not None, max_events=max_events, purification=chain.purification,
+                   rounds=chain.purification_rounds)
+    if devices is None:
+        att, sto, cor = lane_chains(pkey, *lane_arrays, link=link, **options)
+    else:
+        att, sto, cor = _split_lanes(pkey, lane_arrays, link, options, devices)
 
     def per_point(x):  # (per_lane, n_points * lanes, ...) -> (n_points, chains, ...)
         tail = x.shape[2:]
@@ -378,10 +387,37 @@ def sample_points(key, chain: Chain, memory: Memory, n_points: int, n_chains: in
     return ChainSamples(per_point(att), per_point(sto), chain.n_links, None if cor is None else per_point(cor))
 
 
-@functools.partial(jax.jit, static_argnames=("n_chains", "lanes", "max_rounds", "max_events"))
+def _split_lanes(pkey, lane_arrays, link, options, devices):
+    """:func:`lane_chains` with its lanes split over ``devices`` (:func:`sample_points`)."""
+    from qmc._devices import padded_size, split_map
+
+    n_lanes = lane_arrays[0].shape[0]
+    pad = padded_size(n_lanes, len(devices)) - n_lanes
+    flat, tree = jax.tree_util.tree_flatten((lane_arrays, link))
+    flat = [jnp.concatenate([x, jnp.repeat(x[-1:], pad, axis=0)]) if pad else x for x in flat]
+
+    def per_device(*args):  # the device's lanes; outputs with the lanes first, to be joined
+        (lane, p, cut, q), lk = jax.tree_util.tree_unflatten(tree, args[:-1])
+        att, sto, cor = lane_chains(args[-1], lane, p, cut, q, link=lk, **options)
+        return att.T, sto.T, (jnp.zeros((lane.shape[0], 0)) if cor is None else jnp.moveaxis(cor, 1, 0))
+
+    att, sto, cor = split_map(per_device, devices, n_split=len(flat))(*flat, pkey)
+    cor = None if options["purification"] is None else jnp.moveaxis(cor[:n_lanes], 0, 1)
+    return att[:n_lanes].T, sto[:n_lanes].T, cor
+
+
 def sample_chains(key, chain: Chain, memory: Memory, n_chains: int, lanes: int | None = None,
-                  max_rounds: int = DEFAULT_MAX_ROUNDS, max_events: int = DEFAULT_MAX_EVENTS) -> ChainSamples:
-    """``n_chains`` independent chains of one parameter point: (n_chains,) arrays."""
-    s = sample_points(key, chain, memory, 1, n_chains, lanes, max_rounds, max_events)
+                  max_rounds: int = DEFAULT_MAX_ROUNDS, max_events: int = DEFAULT_MAX_EVENTS,
+                  devices: int | None = None) -> ChainSamples:
+    """``n_chains`` independent chains of one parameter point: (n_chains,) arrays. ``devices``:
+    the local devices the lanes are split over (None: all of them, :mod:`qmc._devices`)."""
+    from qmc._devices import resolve
+
+    return _sample_chains(key, chain, memory, n_chains, lanes, max_rounds, max_events, resolve(devices))
+
+
+@functools.partial(jax.jit, static_argnames=("n_chains", "lanes", "max_rounds", "max_events", "devices"))
+def _sample_chains(key, chain, memory, n_chains, lanes, max_rounds, max_events, devices) -> ChainSamples:
+    s = sample_points(key, chain, memory, 1, n_chains, lanes, max_rounds, max_events, devices)
     cor = None if s.link_correlations is None else s.link_correlations[0]
     return ChainSamples(s.attempts[0], s.storage_rounds[0], s.n_links, cor)

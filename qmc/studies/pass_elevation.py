@@ -91,14 +91,17 @@ def pass_key_vs_elevation(source, detector, protocol, analyses_: Mapping[str, An
                                   "analysis of qmc.analysis.finite (finite_lim2014, finite_rusca2018 or their "
                                   "asymptotic limits)")
         _check_pair(label, analysis, protocol)
-    models = [pass_model(source, detector, dataclasses.replace(satellite, culmination_deg=float(c)), receiver,
-                         pointing, atmosphere) for c in culminations]
-    return _chunks(protocol, dict(analyses_), culminations, models, optimize, int(seed_))
+    parts = (source, detector, satellite, receiver, pointing, atmosphere)
+    return _chunks(protocol, dict(analyses_), culminations, parts, optimize, int(seed_))
 
 
-def _chunks(protocol, analyses_, culminations, models, optimize, seed_) -> Iterator[Chunk]:
+def _chunks(protocol, analyses_, culminations, parts, optimize, seed_) -> Iterator[Chunk]:
     from qmc.optimize import maximize
 
+    source, detector, satellite, receiver, pointing, atmosphere = parts
+    # The passes are computed when the run starts, not while the config is checked.
+    models = [pass_model(source, detector, dataclasses.replace(satellite, culmination_deg=float(c)), receiver,
+                         pointing, atmosphere) for c in culminations]
     batch = stacked_passes(models)
     n_pulses = np.asarray(batch.slot_pulses).sum(axis=1)
     log.info("pass_key_vs_elevation: %d passes (up to %d slots), %d analyses", culminations.size,
