@@ -296,7 +296,9 @@ def execute(
     if rows is None and table.n_rows <= FIGURE_ROWS:
         rows = results.read_results(run_dir)  # a resumed run: the kept chunks' rows and the new ones
     skip = None
-    if figure and rows is None:
+    if figure and int(plan.shard_count) > 1:
+        skip = "one shard of a split sweep: qmc-merge draws the figure of the merged run"
+    elif figure and rows is None:
         skip = f"more than {FIGURE_ROWS:,} rows: draw the figure from results.csv with qmc-plot"
     elif figure and study.no_figure is not None:
         skip = study.no_figure(rows)
