@@ -45,6 +45,7 @@ from qmc.studies import threads
 from qmc.studies.finite_key import finite_rows
 from qmc.studies.finite_optimize import check_finite_inputs, check_method, optimize_at
 from qmc.studies.key_rate import _NO_SIGNAL_INTENSITY, _point_fn, _row, check_inputs
+from qmc.studies.plan import plan_of
 from qmc.studies.registry import Chunk, Study, register
 from qmc.studies.settings import Sweep
 from qmc.studies.spec import analyses, optimize_settings, require_exact_engine, seed, setting
@@ -101,6 +102,7 @@ def wdm_coexistence(
     mu_grid: Sequence[float] | None = None,
     chunk_size: int | None = None,
     finite_options: Mapping[str, Any] | None = None,
+    wanted: Callable[[int], bool] | None = None,
 ) -> Iterator[Chunk]:
     """Key rate of each analysis versus fiber length, for each total classical launch power.
 
@@ -126,6 +128,8 @@ def wdm_coexistence(
             finite-key analyses: ``method`` (``gradient``, the default, or ``search``), ``mu3``
             (default Lim's 2e-4), ``seed`` and the method's settings, e.g.
             :meth:`qmc.studies.settings.OptimizeSettings.optimizer_kwargs`.
+        wanted: ``wanted(chunk number) -> bool``: the launch powers to compute (None: all); the
+            others yield nothing.
 
     Returns:
         An iterator of :class:`Chunk`, one per launch power (computed and yielded in turn); rows have the keys of
@@ -168,7 +172,7 @@ def wdm_coexistence(
     check_noise(link)
     link = dataclasses.replace(link, classical=traffic_of(link))
     return _chunks(link, protocols, dict(analyses), tuple(decoy), lengths, powers, mus, chunk_size,
-                   (method, options))
+                   (method, options), wanted)
 
 
 def _at_power(link: Link, power_dbm: Any) -> Link:
@@ -257,7 +261,8 @@ def _finite_row(length_km, label, analysis, found, rep_rate_hz) -> dict:
     }
 
 
-def _chunks(link, protocols, analyses, decoy, lengths, powers, mus, chunk_size, finite_method) -> Iterator[Chunk]:
+def _chunks(link, protocols, analyses, decoy, lengths, powers, mus, chunk_size, finite_method,
+            wanted=None) -> Iterator[Chunk]:
     labels = tuple(analyses)
     finite = [label for label in labels if label not in decoy]
     method, options = finite_method
@@ -269,6 +274,8 @@ def _chunks(link, protocols, analyses, decoy, lengths, powers, mus, chunk_size, 
 
     rep_rate_hz = float(getattr(link.source, "rep_rate_hz", math.nan))
     for j, power_dbm in enumerate(powers):  # one launch power per chunk: a crash keeps the finished ones
+        if wanted is not None and not wanted(j):
+            continue
         one = np.asarray([power_dbm])
 
         def job(name, one=one):  # the sweep and each finite-key analysis: their programs compile side by side
@@ -322,7 +329,8 @@ def _run_wdm_coexistence(spec: Mapping[str, Any]) -> Iterator[Chunk]:
         finite_options = settings.optimizer_kwargs(seed(spec), spec.get("protocol"))
     mu = settings.mu
     return wdm_coexistence(link, spec["protocol"], variants, sweep.axis("length_km"), powers,
-                           None if mu is None else mu.grid("optimize.mu"), sweep.chunk_size, finite_options)
+                           None if mu is None else mu.grid("optimize.mu"), sweep.chunk_size, finite_options,
+                           plan_of(spec).wants)
 
 
 register(Study(
