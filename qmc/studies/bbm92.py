@@ -22,9 +22,10 @@ variant (the default) the table is the asymptotic one alone.
 
 Rows (:data:`BBM92_COLUMNS`): per position and length ``analysis = bbm92`` with the optimal
 ``mean_pair_number``, its ``gain`` and ``qber`` (Z basis; both bases are equal), and
-``max_distance_km`` (bisection on the optimal rate, :func:`maximum_distance`, to 0.05 km); the
-same per finite-key variant (its label in ``analysis``); per length one ``analysis = plob`` row
-(``source_position`` empty). Figure: :func:`qmc.plots.bbm92.bbm92_distance`. The CHSH
+``max_distance_km`` (bisection on the optimal rate, :func:`maximum_distance`, to 0.05 km) and
+``p_z`` (both parties' probability of the key basis: 1/2, Ma-Fung-Lo's symmetric bases); the same
+per finite-key variant (its label in ``analysis``; ``p_z`` its optimum); per length one ``analysis
+= plob`` row (``source_position`` empty). Figure: :func:`qmc.plots.bbm92.bbm92_distance`. The CHSH
 study is :mod:`qmc.studies.chsh`.
 """
 
@@ -57,7 +58,7 @@ __all__ = ["bbm92_distance", "BBM92_COLUMNS", "EntanglementOptions", "two_arm_li
            "maximum_finite_distance", "optimal_finite_rate", "finite_variants"]
 
 BBM92_COLUMNS = ("length_km", "analysis", "source_position", "key_rate", "mean_pair_number", "gain", "qber",
-                 "max_distance_km")
+                 "max_distance_km", "p_z")
 SIFTING = 0.5  # q of Ma, Fung, Lo: symmetric bases, half the coincidences sifted
 MAX_DISTANCE_SEARCH_KM = 2000.0  # upper end of the maximum-distance bisection
 
@@ -326,7 +327,7 @@ def _finite_chunks(link, lengths, options, finite, index, total) -> Iterator[Chu
             rows = [{"length_km": float(length), "analysis": label, "source_position": position,
                      "key_rate": float(rate[i]), "mean_pair_number": float(mu[i]) if rate[i] > 0 else None,
                      "gain": float(gain[i]) if rate[i] > 0 else None, "qber": float(qber[i]) if rate[i] > 0 else None,
-                     "max_distance_km": reach}
+                     "max_distance_km": reach, "p_z": float(p_z[i]) if rate[i] > 0 else None}
                     for i, length in enumerate(lengths)]
             yield Chunk(rows, index, total)
             index += 1
@@ -346,14 +347,14 @@ def _chunks(link, lengths, f_ec, options, finite=None) -> Iterator[Chunk]:
         rows = [{"length_km": float(length), "analysis": "bbm92", "source_position": position,
                  "key_rate": float(rate[i]), "mean_pair_number": float(mu[i]) if rate[i] > 0 else None,
                  "gain": float(gain[i]) if rate[i] > 0 else None, "qber": float(qber[i]) if rate[i] > 0 else None,
-                 "max_distance_km": reach}
+                 "max_distance_km": reach, "p_z": SIFTING}
                 for i, length in enumerate(lengths)]
         yield Chunk(rows, index, total)
     yield from _finite_chunks(link, lengths, options, finite, len(positions), total)
     eta = db_to_transmittance(link.loss_db_per_km * jnp.asarray(lengths))
     bound = np.asarray(plob_bound(eta))
     rows = [{"length_km": float(length), "analysis": "plob", "source_position": None, "key_rate": float(bound[i]),
-             "mean_pair_number": None, "gain": None, "qber": None, "max_distance_km": None}
+             "mean_pair_number": None, "gain": None, "qber": None, "max_distance_km": None, "p_z": None}
             for i, length in enumerate(lengths)]
     yield Chunk(rows, total - 1, total)
 
