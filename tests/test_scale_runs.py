@@ -127,6 +127,12 @@ def test_resume_onto_another_study_or_shard_is_refused(tmp_path):
     with pytest.raises(ValidationError, match="holds a run of study key_rate_vs_distance, not afterpulsing"):
         studies.resumable(tmp_path, studies.get("afterpulsing"), {"config_digest": "a"})
     assert studies.resumable(tmp_path / "new", study, {"config_digest": "a"}) == {}  # nothing there: start afresh
+    meta = read_metadata(tmp_path)
+    (tmp_path / "metadata.json").write_text(json.dumps({**meta, "status": "interrupted"}))
+    (tmp_path / "results.csv").write_text("length_km\n")  # a table that lost its rows
+    with pytest.raises(ValidationError, match="cannot be resumed: .*its columns are not"):
+        studies.execute(study, study.run(spec), tmp_path, metadata={"config_digest": "a"}, resume=True, figure=False,
+                        progress=False)
 
 
 @pytest.mark.parametrize("override, message", [

@@ -251,7 +251,10 @@ def execute(
             log.info("%s: %s is complete already; nothing to resume", name, run_dir)
             return previous
         kept = [(int(c), int(n)) for c, n in previous["chunks"]]
-        table = results.ResultsTable.reopen(run_dir / results.RESULTS, study.columns, sum(n for _, n in kept))
+        try:
+            table = results.ResultsTable.reopen(run_dir / results.RESULTS, study.columns, sum(n for _, n in kept))
+        except (OSError, ValueError) as err:  # a results.csv that does not hold what metadata.json says
+            raise ValidationError(f"resume: {run_dir} cannot be resumed: {err}") from None
         plan = dataclasses.replace(plan, done=plan.done | {c for c, _ in kept})
         meta.update(chunks=[list(c) for c in kept], rows=table.n_rows, chunks_done=len(kept),
                     chunks_total=previous.get("chunks_total"), resumed={"rows": table.n_rows, "chunks": len(kept)})
