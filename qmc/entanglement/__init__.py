@@ -17,7 +17,7 @@ from qmc.entanglement.two_arm import (
     BASIS_ANGLES, CLICK_MODELS, TwoArmLink, angle_table, outcome_table, presence_table,
 )
 from qmc.entanglement.bbm92 import (
-    bbm92_key_rate, binary_entropy, gain_and_qber, key_rate_from_table, maximum_distance_km,
+    bbm92_key_rate, gain_and_qber, key_rate_from_table, maximum_distance_km,
     mfl_error_gain, mfl_gain, mfl_k, optimal_key_rate,
 )
 from qmc.entanglement.chsh import (
@@ -29,7 +29,7 @@ __all__ = [
     "PairSource", "STATISTICS", "POSITIONS", "pair_number_pmf", "split_length",
     "window_capture", "window_dark_probability",
     "TwoArmLink", "CLICK_MODELS", "BASIS_ANGLES", "angle_table", "outcome_table", "presence_table",
-    "gain_and_qber", "binary_entropy", "mfl_gain", "mfl_error_gain", "mfl_k", "key_rate_from_table",
+    "gain_and_qber", "mfl_gain", "mfl_error_gain", "mfl_k", "key_rate_from_table",
     "bbm92_key_rate", "optimal_key_rate", "maximum_distance_km",
     "CHSH_ANGLES", "CLASSICAL_LIMIT", "chsh_from_counts", "chsh_probabilities", "expected_s",
     "model_s", "sample_chsh_counts", "visibility",

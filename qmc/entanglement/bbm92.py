@@ -36,10 +36,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from qmc.analysis.keyrate import h2  # binary entropy, one definition
 from qmc.entanglement.two_arm import TwoArmLink
 
 __all__ = [
-    "binary_entropy", "ERROR_WEIGHT", "gain_and_qber", "mfl_gain", "mfl_error_gain", "mfl_k",
+    "ERROR_WEIGHT", "gain_and_qber", "mfl_gain", "mfl_error_gain", "mfl_k",
     "key_rate_from_table", "bbm92_key_rate", "optimal_key_rate", "maximum_distance_km",
 ]
 
@@ -52,14 +53,6 @@ ERROR_WEIGHT = np.array([
     [0.0, 0.5, 0.5, 0.5],
 ])
 COINCIDENCE = np.array([[0.0] * 4] + [[0.0, 1.0, 1.0, 1.0]] * 3)
-
-
-def binary_entropy(p):
-    """H2(p) in bits, 0 at p = 0 and p = 1, symmetric about 1/2 (p clipped to [0, 1])."""
-    p = jnp.clip(jnp.asarray(p, dtype=jnp.float64), 0.0, 1.0)
-    q = 1.0 - p
-    safe_p, safe_q = jnp.where(p > 0, p, 1.0), jnp.where(q > 0, q, 1.0)
-    return -(p * jnp.log2(safe_p) + q * jnp.log2(safe_q))
 
 
 def gain_and_qber(table):
@@ -94,14 +87,14 @@ def mfl_error_gain(lam, eta_a, eta_b, y0a, y0b, e_d, e0=0.5):
 def key_rate_from_table(table, f_ec=1.16, q=0.5):
     """Asymptotic BBM92 key rate per pulse from a (2, 2, 4, 4) table (module docstring), >= 0."""
     gain, qber = gain_and_qber(table)
-    h = binary_entropy(qber)
+    h = h2(qber)
     per_basis = gain * (1.0 - f_ec * h - h[::-1])
     return jnp.maximum(q * jnp.mean(per_basis), 0.0)
 
 
 def bbm92_key_rate(gain, qber, f_ec=1.16, q=0.5):
     """R = q Q [1 - f H2(E) - H2(E)] (Ma, Fung, Lo 2007), 0 where not positive."""
-    h = binary_entropy(qber)
+    h = h2(qber)
     return jnp.maximum(q * gain * (1.0 - f_ec * h - h), 0.0)
 
 

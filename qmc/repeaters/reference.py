@@ -28,6 +28,35 @@ def _components(conn):
     return label[:, :, None] == label[:, None, :]
 
 
+def _storage_rounds(births, delivered, blocks):
+    """Rounds the delivered pairs' qubits spent in memories: node j swapped at the latest birth of
+    its two blocks' links (``blocks``), the end nodes held theirs until delivery."""
+    n = births.shape[1]
+    swapped = births[:, blocks].max(axis=-1) if n > 1 else np.zeros((len(births), 0), np.int64)
+    left = np.concatenate([delivered[:, None], swapped], axis=1)
+    right = np.concatenate([swapped, delivered[:, None]], axis=1)
+    return (left - births).sum(axis=1) + (right - births).sum(axis=1)
+
+
+def _swaps(rng, tables, q, b, conn, killed):
+    """The swaps of one round, level by level (in place): a node whose two segments are complete
+    swaps with probability q; a failed swap destroys both segments, whose links join ``killed``."""
+    for bonds, links, inner in tables:
+        up = b >= 0
+        ready = up[:, links].all(axis=-1) & conn[:, inner].all(axis=-1) & ~conn[:, bonds]
+        ok = rng.random(ready.shape) < q
+        conn[:, bonds] |= ready & ok
+        fail = ready & ~ok
+        if fail.any():
+            seed = np.zeros_like(up)
+            seed[:, bonds] |= fail
+            seed[:, bonds + 1] |= fail
+            dead = (_components(conn) & seed[:, None, :]).any(axis=2) & up
+            b[dead] = -1
+            conn &= ~(dead[:, :-1] | dead[:, 1:])
+            killed |= dead
+
+
 def numpy_chains(rng: np.random.Generator, n_chains: int, n_links: int, p: float, q: float = 1.0,
                  cutoff_rounds: int | None = None, policy: str = "asap", max_rounds: int = 10**12,
                  by_round: bool = False):
@@ -76,20 +105,7 @@ def numpy_chains(rng: np.random.Generator, n_chains: int, n_links: int, p: float
             b[expired] = -1
             conn &= ~(expired[:, :-1] | expired[:, 1:])
             killed |= expired
-        for bonds, links, inner in tables:
-            up = b >= 0
-            ready = up[:, links].all(axis=-1) & conn[:, inner].all(axis=-1) & ~conn[:, bonds]
-            ok = rng.random(ready.shape) < q
-            conn[:, bonds] |= ready & ok
-            fail = ready & ~ok
-            if fail.any():
-                seed = np.zeros_like(up)
-                seed[:, bonds] |= fail
-                seed[:, bonds + 1] |= fail
-                dead = (_components(conn) & seed[:, None, :]).any(axis=2) & up
-                b[dead] = -1
-                conn &= ~(dead[:, :-1] | dead[:, 1:])
-                killed |= dead
+        _swaps(rng, tables, q, b, conn, killed)
         redraw = killed.any(axis=1)
         if redraw.any() and not by_round:
             g = geometric((int(redraw.sum()), n))
@@ -101,11 +117,8 @@ def numpy_chains(rng: np.random.Generator, n_chains: int, n_links: int, p: float
         if finish.any():
             fin = np.flatnonzero(finish & done)
             bf, rf = b[fin], r[fin]
-            swapped = bf[:, blocks].max(axis=-1) if n > 1 else np.zeros((len(fin), 0), np.int64)
-            left = np.concatenate([rf[:, None], swapped], axis=1)
-            right = np.concatenate([swapped, rf[:, None]], axis=1)
             attempts[ids[fin]] = rf
-            storage[ids[fin]] = (left - bf).sum(axis=1) + (right - bf).sum(axis=1)
+            storage[ids[fin]] = _storage_rounds(bf, rf, blocks)
             keep = ~finish
             ids, nxt, b, conn, r_now = ids[keep], nxt[keep], b[keep], conn[keep], r_now[keep]
     return attempts, storage
@@ -187,30 +200,14 @@ def numpy_purifying_chains(rng: np.random.Generator, n_chains: int, n_links: int
             killed = upn & (now - bmin > cut)
             b[killed] = -1
             conn &= ~(killed[:, :-1] | killed[:, 1:])
-        for bonds, links, inner in tables:
-            up = b >= 0
-            ready_swap = up[:, links].all(axis=-1) & conn[:, inner].all(axis=-1) & ~conn[:, bonds]
-            good = rng.random(ready_swap.shape) < q
-            conn[:, bonds] |= ready_swap & good
-            fail = ready_swap & ~good
-            if fail.any():
-                seed = np.zeros_like(up)
-                seed[:, bonds] |= fail
-                seed[:, bonds + 1] |= fail
-                dead = (_components(conn) & seed[:, None, :]).any(axis=2) & up
-                b[dead] = -1
-                conn &= ~(dead[:, :-1] | dead[:, 1:])
-                killed |= dead
+        _swaps(rng, tables, q, b, conn, killed)
         reset(killed)
         done = (b >= 0).all(axis=1) & conn.all(axis=1)
         if done.any():
             fin = np.flatnonzero(done)
             bf, rf = b[fin], r[fin]
-            swapped = bf[:, blocks].max(axis=-1) if n > 1 else np.zeros((len(fin), 0), np.int64)
-            left = np.concatenate([rf[:, None], swapped], axis=1)
-            right = np.concatenate([swapped, rf[:, None]], axis=1)
             attempts[ids[fin]] = rf
-            storage[ids[fin]] = (left - bf).sum(axis=1) + (right - bf).sum(axis=1)
+            storage[ids[fin]] = _storage_rounds(bf, rf, blocks)
             corr[ids[fin]] = kept[fin].prod(axis=1)
             keep = ~done
             ids, b, conn, r = ids[keep], b[keep], conn[keep], r[keep]

@@ -65,7 +65,6 @@ class ChshOptions:
                      f"must be one of {', '.join(CLICK_MODELS)}")]
 
 
-@jax.jit
 def _point(link: TwoArmLink, key, pulses):
     """Sampled (S, sigma_S, coincidences) and the model's values at one link."""
     counts = sample_chsh_counts(key, link, pulses)
@@ -75,6 +74,16 @@ def _point(link: TwoArmLink, key, pulses):
     p = chsh_probabilities(link)
     return dict(s=s, sigma=sigma, coincidences=jnp.sum(counts), visibility=v, expected=expected_s(v),
                 model=model_s(link), p_coincidence=jnp.mean(jnp.sum(p, axis=(1, 2))), gain=gain[0], qber=qber[0])
+
+
+@jax.jit
+def _length(link: TwoArmLink, keys, mus, pulses):
+    """:func:`_point` at every mean pair number of ``mus`` (one key each), in one program."""
+    def at(key, mu):
+        return _point(dataclasses.replace(link, source=dataclasses.replace(link.source, mean_pair_number=mu)), key,
+                      pulses)
+
+    return jax.vmap(at)(keys, mus)
 
 
 def _check(link, lengths, mus, options) -> None:
@@ -115,11 +124,12 @@ def _chunks(key, link, lengths, mus, options) -> Iterator[Chunk]:
     log.info("chsh_vs_pair_number: %d lengths x %d mean pair numbers, %.3g pulses per setting", lengths.size,
              mus.size, pulses)
     for i, length in enumerate(lengths):
+        keys = jax.vmap(lambda j: jax.random.fold_in(key, j))(jnp.arange(i * mus.size, (i + 1) * mus.size))
+        outs = jax.device_get(_length(dataclasses.replace(link, length_km=float(length)), keys, jnp.asarray(mus),
+                                      pulses))
         rows = []
         for j, mu in enumerate(mus):
-            at = dataclasses.replace(link, length_km=float(length),
-                                     source=dataclasses.replace(link.source, mean_pair_number=float(mu)))
-            out = {k: float(v) for k, v in _point(at, jax.random.fold_in(key, i * mus.size + j), pulses).items()}
+            out = {k: float(v[j]) for k, v in outs.items()}
             rows.append({"length_km": float(length), "mean_pair_number": float(mu), "chsh_s": out["s"],
                          "chsh_s_stderr": out["sigma"], "visibility": out["visibility"],
                          "chsh_s_expected": out["expected"], "chsh_s_model": out["model"],

@@ -29,17 +29,13 @@ from __future__ import annotations
 import logging
 from typing import Any, Iterator, Mapping
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
 from qmc.analysis.keyrate import reason_text
-from qmc.analysis.pooled import PooledSlots
 from qmc.freespace import Satellite, tle
-from qmc.studies.key_rate import _check_pair
-from qmc.studies.pass_elevation import stacked_passes
+from qmc.studies.pass_elevation import pooled_pass_keys, stacked_passes
 from qmc.studies.registry import Chunk, Study, register
-from qmc.studies.satellite import PROTOCOL_COLUMNS, components, pass_model
+from qmc.studies.satellite import PROTOCOL_COLUMNS, check_pooling, components, pass_model
 from qmc.studies.settings import OptimizeSettings, OrbitSettings, StationSettings
 from qmc.studies.spec import analyses, require_exact_engine, seed, setting
 from qmc.validation import ValidationError
@@ -86,11 +82,7 @@ def key_per_day(source, detector, protocol, analyses_: Mapping[str, Any], satell
     if satellite.loss_table is not None:
         raise ValidationError("satellite.loss_table: study key_per_day computes the passes of a TLE (a table is one "
                               "pass: use study satellite_pass)")
-    for label, analysis in analyses_.items():
-        if not hasattr(analysis, "rate_from_counts"):
-            raise ValidationError(f"analysis.variants.{label}: study key_per_day pools counts: it needs an analysis of "
-                                  "qmc.analysis.finite (finite_lim2014, finite_rusca2018 or their asymptotic limits)")
-        _check_pair(label, analysis, protocol)
+    check_pooling(analyses_, protocol, "key_per_day")
     _read_tle(orbit)
     make = lambda p: pass_model(source, detector, satellite, receiver, pointing, atmosphere, the_pass=p)  # noqa: E731
     return _chunks(protocol, dict(analyses_), lambda: day_passes(orbit, station, satellite), make,
@@ -110,14 +102,7 @@ def _read_tle(orbit: OrbitSettings) -> None:
         raise ValidationError(f"orbit.tle_line1, orbit.tle_line2: sgp4 cannot read the TLE ({err})") from None
 
 
-@jax.jit
-def _evaluate(analysis, batch, protocol):
-    return jax.vmap(lambda pl: analysis.key_rate(pl, protocol))(batch)
-
-
 def _chunks(protocol, analyses_, find_passes, make_model, days, optimize, seed_) -> Iterator[Chunk]:
-    from qmc.optimize import maximize
-
     passes = [p for p in find_passes() if len(p.the_pass) > 0]  # the pass search runs with the study
     models = [make_model(p.the_pass) for p in passes]
     empty = dict.fromkeys(DAY_COLUMNS)
@@ -128,16 +113,7 @@ def _chunks(protocol, analyses_, find_passes, make_model, days, optimize, seed_)
         finite = bool(getattr(analysis, "finite", False))
         rows = []
         if models:
-            pooled = PooledSlots(analysis)
-            if optimize.enabled:
-                opt = maximize(pooled, batch, protocol, batched=True, validate=False, n_starts=int(optimize.n_starts),
-                               seed=seed_, solver=optimize.solver, loop=optimize.loop,
-                               **dict(optimize.solver_options or {}))
-                protocols, out = opt.protocol, opt.rate
-            else:
-                protocols = jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (len(models),) + jnp.shape(x)),
-                                                   protocol)
-                out = _evaluate(pooled, batch, protocol)
+            protocols, out = pooled_pass_keys(analysis, batch, protocol, optimize, seed_)
             params = protocols.parameters()
             rate = np.nan_to_num(np.asarray(out.rate), nan=0.0)
             for i, (p, m) in enumerate(zip(passes, models)):

@@ -28,9 +28,8 @@ from qmc.analysis.keyrate import reason_text
 from qmc.analysis.pooled import PooledSlots
 from qmc.freespace import Satellite
 from qmc.freespace.pass_link import PassLink
-from qmc.studies.key_rate import _check_pair
 from qmc.studies.registry import Chunk, Study, register
-from qmc.studies.satellite import PROTOCOL_COLUMNS, components, pass_model
+from qmc.studies.satellite import PROTOCOL_COLUMNS, check_pooling, components, pass_model
 from qmc.studies.settings import OptimizeSettings, Sweep
 from qmc.studies.spec import analyses, require_exact_engine, seed, setting
 from qmc.validation import ValidationError
@@ -64,6 +63,23 @@ def _evaluate(analysis, batch, protocol):
     return jax.vmap(lambda pl: analysis.key_rate(pl, protocol))(batch)
 
 
+def pooled_pass_keys(analysis, batch: PassLink, protocol, optimize: OptimizeSettings, seed_: int):
+    """``(protocols, rates)`` of ``PooledSlots(analysis)`` for each pass of ``batch`` (passes
+    stacked on a leading axis, :func:`stacked_passes`): the protocol optimized per pass
+    (:func:`qmc.optimize.maximize`, ``batched=True``) when ``optimize.enabled``, else the
+    configured one (broadcast over the passes)."""
+    from qmc.optimize import maximize
+
+    pooled = PooledSlots(analysis)
+    if optimize.enabled:
+        opt = maximize(pooled, batch, protocol, batched=True, validate=False, n_starts=int(optimize.n_starts),
+                       seed=seed_, solver=optimize.solver, loop=optimize.loop, **dict(optimize.solver_options or {}))
+        return opt.protocol, opt.rate
+    n = int(np.shape(batch.slot_pulses)[0])
+    protocols = jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (n,) + jnp.shape(x)), protocol)
+    return protocols, _evaluate(pooled, batch, protocol)
+
+
 def pass_key_vs_elevation(source, detector, protocol, analyses_: Mapping[str, Any], satellite: Satellite, receiver,
                           pointing, atmosphere, culminations_deg: Sequence[float],
                           optimize: OptimizeSettings | None = None, seed_: int = 0) -> Iterator[Chunk]:
@@ -85,19 +101,12 @@ def pass_key_vs_elevation(source, detector, protocol, analyses_: Mapping[str, An
     if bad:
         raise ValidationError(f"sweep.culmination_deg = {bad[0]:g} is out of range: must be in "
                               f"[satellite.min_elevation_deg, 90] = [{min_el:g}, 90]")
-    for label, analysis in analyses_.items():
-        if not hasattr(analysis, "rate_from_counts"):
-            raise ValidationError(f"analysis.variants.{label}: study pass_key_vs_elevation pools counts: it needs an "
-                                  "analysis of qmc.analysis.finite (finite_lim2014, finite_rusca2018 or their "
-                                  "asymptotic limits)")
-        _check_pair(label, analysis, protocol)
+    check_pooling(analyses_, protocol, "pass_key_vs_elevation")
     parts = (source, detector, satellite, receiver, pointing, atmosphere)
     return _chunks(protocol, dict(analyses_), culminations, parts, optimize, int(seed_))
 
 
 def _chunks(protocol, analyses_, culminations, parts, optimize, seed_) -> Iterator[Chunk]:
-    from qmc.optimize import maximize
-
     source, detector, satellite, receiver, pointing, atmosphere = parts
     # The passes are computed when the run starts, not while the config is checked.
     models = [pass_model(source, detector, dataclasses.replace(satellite, culmination_deg=float(c)), receiver,
@@ -107,16 +116,7 @@ def _chunks(protocol, analyses_, culminations, parts, optimize, seed_) -> Iterat
     log.info("pass_key_vs_elevation: %d passes (up to %d slots), %d analyses", culminations.size,
              int(batch.slot_pulses.shape[1]), len(analyses_))
     for index, (label, analysis) in enumerate(analyses_.items()):
-        pooled = PooledSlots(analysis)
-        if optimize.enabled:
-            opt = maximize(pooled, batch, protocol, batched=True, validate=False, n_starts=int(optimize.n_starts),
-                           seed=seed_, solver=optimize.solver, loop=optimize.loop,
-                           **dict(optimize.solver_options or {}))
-            protocols, out = opt.protocol, opt.rate
-        else:
-            protocols = jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (culminations.size,) + jnp.shape(x)),
-                                               protocol)
-            out = _evaluate(pooled, batch, protocol)
+        protocols, out = pooled_pass_keys(analysis, batch, protocol, optimize, seed_)
         params = protocols.parameters()
         rate = np.nan_to_num(np.asarray(out.rate), nan=0.0)
         rows = []

@@ -170,6 +170,20 @@ def _stack(pass_link_: PassLink, keeps: np.ndarray) -> PassLink:
 
 
 @jax.jit
+def check_pooling(analyses_: Mapping[str, Any], protocol, study: str) -> None:
+    """Refuse an analysis that cannot pool a pass's counts (the pass studies need one of
+    :mod:`qmc.analysis.finite`) or that does not fit the protocol, named by its config key.
+
+    Raises:
+        ValidationError: the first such analysis.
+    """
+    for label, analysis in analyses_.items():
+        if not hasattr(analysis, "rate_from_counts"):
+            raise ValidationError(f"analysis.variants.{label}: study {study} pools counts: it needs an analysis of "
+                                  "qmc.analysis.finite (finite_lim2014, finite_rusca2018 or their asymptotic limits)")
+        _check_pair(label, analysis, protocol)
+
+
 def _evaluate(analysis, pass_link_, protocol):
     return analysis.key_rate(pass_link_, protocol)
 
@@ -270,11 +284,7 @@ def satellite_pass(key, source, detector, protocol, analyses_: Mapping[str, Any]
         cutoffs = np.asarray([min_el])
     if int(n_passes) < 2:
         raise ValidationError(f"mc.n_passes = {n_passes} is out of range: must be a whole number >= 2")
-    for label, analysis in analyses_.items():
-        if not hasattr(analysis, "rate_from_counts"):
-            raise ValidationError(f"analysis.variants.{label}: study satellite_pass pools counts: it needs an analysis "
-                                  "of qmc.analysis.finite (finite_lim2014, finite_rusca2018 or their asymptotic limits)")
-        _check_pair(label, analysis, protocol)
+    check_pooling(analyses_, protocol, "satellite_pass")
     model = pass_model(source, detector, satellite, receiver, pointing, atmosphere)
     return _chunks(key, source, protocol, dict(analyses_), model, cutoffs, int(n_passes), optimize)
 
