@@ -5,6 +5,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 
 from qmc._pytree import pytree_dataclass
+from qmc.entropy import h2  # noqa: F401  (the key-rate formulas' binary entropy, re-exported)
 
 __all__ = ["KeyRate", "REASONS", "reason_text", "h2", "finish", "unclipped_rate", "score"]
 
@@ -27,18 +28,6 @@ OK, INVALID, NO_DETECTIONS, NO_SINGLE_PHOTONS, NOT_POSITIVE, NOT_FINITE = range(
 def reason_text(code) -> str:
     """Human-readable reason for a ``KeyRate.reason`` code."""
     return REASONS[int(code)]
-
-
-def h2(p):
-    """Binary entropy in bits, clipped to [0, 1/2] (an error bound above 1/2 gives H = 1).
-
-    Gradient-safe at 0: the double ``where`` keeps log(0) out of the backward pass.
-    """
-    p = jnp.clip(p, 0.0, 0.5)
-    inside = p > 0.0
-    ps = jnp.where(inside, p, 0.25)
-    h = -(ps * jnp.log2(ps) + (1.0 - ps) * jnp.log2(1.0 - ps))
-    return jnp.where(inside, h, 0.0)
 
 
 @pytree_dataclass

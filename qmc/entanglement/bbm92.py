@@ -36,7 +36,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from qmc.analysis.keyrate import h2  # binary entropy, one definition
+from qmc.entropy import h2
 from qmc.entanglement.two_arm import TwoArmLink
 
 __all__ = [

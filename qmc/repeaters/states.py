@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from qmc.analysis.keyrate import h2
+from qmc.entropy import h2
 
 __all__ = ["werner", "bell_coefficients", "correlations", "fidelity", "swap", "decay",
            "error_rates", "bbm92_fraction", "six_state_fraction", "werner_chain_fidelity"]

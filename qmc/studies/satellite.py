@@ -169,7 +169,6 @@ def _stack(pass_link_: PassLink, keeps: np.ndarray) -> PassLink:
     return PassLink(links, pulses)
 
 
-@jax.jit
 def check_pooling(analyses_: Mapping[str, Any], protocol, study: str) -> None:
     """Refuse an analysis that cannot pool a pass's counts (the pass studies need one of
     :mod:`qmc.analysis.finite`) or that does not fit the protocol, named by its config key.
@@ -184,6 +183,7 @@ def check_pooling(analyses_: Mapping[str, Any], protocol, study: str) -> None:
         _check_pair(label, analysis, protocol)
 
 
+@jax.jit
 def _evaluate(analysis, pass_link_, protocol):
     return analysis.key_rate(pass_link_, protocol)
 
